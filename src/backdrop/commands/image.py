@@ -1,0 +1,26 @@
+"""``backdrop image IN OUT``: replace the background of a photo or a folder of photos."""
+
+from __future__ import annotations
+
+import sys
+
+from .common import add_pipeline_args, options_from_args
+
+
+def register(sub) -> None:
+    p = sub.add_parser("image", help="replace the background of an image or a folder of images",
+                       description="Replace, blur or remove the background of an image (JPEG/PNG/WebP; same "
+                                   "size out) or of every image in a folder (OUT is then a folder).")
+    p.add_argument("input", help="input image or folder of images")
+    p.add_argument("output", help="output image (.png/.jpg/.webp) or folder")
+    add_pipeline_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..process import process_image
+
+    stats = process_image(args.input, args.output, background=args.background, **options_from_args(args))
+    if not args.quiet:
+        print(f"backdrop: wrote {stats['images']} image(s) to {args.output}", file=sys.stderr)
+    return 0

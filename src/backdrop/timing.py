@@ -1,0 +1,37 @@
+"""Per-stage wall-clock timing, kept by the pipeline and read by ``backdrop bench``."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+
+import numpy as np
+
+
+class StageTimer:
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = defaultdict(list)
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.samples[stage].append((time.perf_counter() - t0) * 1000.0)
+
+    def add(self, stage: str, ms: float) -> None:
+        self.samples[stage].append(ms)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """ms/frame per stage: min, median, p95, mean and the number of samples."""
+        out = {}
+        for stage, values in self.samples.items():
+            a = np.asarray(values, dtype=np.float64)
+            out[stage] = {"min": float(a.min()), "median": float(np.median(a)),
+                          "p95": float(np.percentile(a, 95)), "mean": float(a.mean()), "n": int(a.size)}
+        return out
+
+    def reset(self) -> None:
+        self.samples.clear()
