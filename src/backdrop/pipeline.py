@@ -34,6 +34,12 @@ class PipelineOptions:
     threads: int | None = None
     quiet: bool = False
 
+    @classmethod
+    def raw(cls, **overrides: Any) -> "PipelineOptions":
+        """The bare network: every matte stage off, bilinear upsampling. The baseline that
+        ``backdrop eval``/``bench`` compare the default pipeline against (CLI: ``--raw``)."""
+        return cls(**overrides)
+
     def validate(self) -> "PipelineOptions":
         if self.threads is not None and not 1 <= int(self.threads) <= 256:
             raise OptionError(f"--threads must be between 1 and 256, got {self.threads}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_pipeline_args, options_from_args
+from .common import add_pipeline_args, pipeline_options
 
 
 def register(sub) -> None:
@@ -20,7 +20,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..process import process_image
 
-    stats = process_image(args.input, args.output, background=args.background, **options_from_args(args))
+    stats = process_image(args.input, args.output, background=args.background, quiet=args.quiet,
+                          options=pipeline_options(args))
     if not args.quiet:
         print(f"backdrop: wrote {stats['images']} image(s) to {args.output}", file=sys.stderr)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_pipeline_args, options_from_args
+from .common import add_pipeline_args, pipeline_options
 
 
 def register(sub) -> None:
@@ -25,7 +25,8 @@ def run(args) -> int:
     from ..process import process_video
 
     stats = process_video(args.input, args.output, background=args.background, crf=args.crf,
-                          preset=args.preset, keep_audio=not args.no_audio, **options_from_args(args))
+                          preset=args.preset, keep_audio=not args.no_audio, quiet=args.quiet,
+                          options=pipeline_options(args))
     if not args.quiet:
         print(f"backdrop: wrote {args.output}: {stats['frames']} frames in {stats['seconds']:.1f} s "
               f"({stats['fps']:.1f} frames/s)", file=sys.stderr)
