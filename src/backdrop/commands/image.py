@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_pipeline_args, pipeline_options
+from .common import add_pipeline_args, background_from_args, pipeline_options
 
 
 def register(sub) -> None:
@@ -20,7 +20,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..process import process_image
 
-    stats = process_image(args.input, args.output, background=args.background, quiet=args.quiet,
+    stats = process_image(args.input, args.output, background=background_from_args(args), quiet=args.quiet,
                           options=pipeline_options(args))
     if not args.quiet:
         print(f"backdrop: wrote {stats['images']} image(s) to {args.output}", file=sys.stderr)

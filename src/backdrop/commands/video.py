@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_pipeline_args, pipeline_options
+from .common import add_pipeline_args, background_from_args, pipeline_options
 
 
 def register(sub) -> None:
@@ -24,7 +24,14 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..process import process_video
 
-    stats = process_video(args.input, args.output, background=args.background, crf=args.crf,
+    fps = None
+    if getattr(args, "presenter", None):
+        from ..io.video import VideoReader
+
+        r = VideoReader(args.input)
+        fps = float(r.rate)
+        r.close()
+    stats = process_video(args.input, args.output, background=background_from_args(args, fps), crf=args.crf,
                           preset=args.preset, keep_audio=not args.no_audio, quiet=args.quiet,
                           options=pipeline_options(args))
     if not args.quiet:

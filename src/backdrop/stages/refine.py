@@ -1,0 +1,142 @@
+"""Edge refinement to full resolution with the fast guided filter.
+
+The network's matte is a blurry 256x256 map. Upsampling it bilinearly gives a soft band that
+ignores the image: hair gets a grey halo, a shirt edge a ramp. The guided filter (He, Sun, Tang,
+"Guided Image Filtering", TPAMI 2013) fits the matte locally as a linear function of the image,
+``q = A*I + b``, so the matte's edges snap to the image's edges and hair strands get soft alpha.
+The fast variant (He & Sun, "Fast Guided Filter", 2015) computes ``A`` and ``b`` at a working
+resolution and only upsamples them, which keeps 1080p and 4K cheap: the full-resolution work is
+two bilinear resizes and a multiply-add. A colour guide (3x3 covariance per pixel) separates
+foreground and background colours that share a brightness; the grey guide is cheaper.
+
+``quality="high"`` (photos) additionally solves the unknown band with closed-form matting
+(Levin et al. 2008, via pymatting) on a trimap made from the matte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class RefineOptions:
+    radius: int = 4  # box radius at working resolution
+    eps: float = 1e-3
+    colour: bool = False  # measured: +0.1 pt boundary F for 2x the cost; off by default
+    sharpen: float = 0.5  # contrast of the result around 0.5 (the network's edge is too soft)
+
+
+def _box(x: np.ndarray, r: int) -> np.ndarray:
+    return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), borderType=cv2.BORDER_REFLECT)
+
+
+def guided_coefficients_grey(I: np.ndarray, p: np.ndarray, r: int, eps: float):
+    mI, mp = _box(I, r), _box(p, r)
+    cov = _box(I * p, r) - mI * mp
+    var = _box(I * I, r) - mI * mI
+    A = cov / (var + eps)
+    b = mp - A * mI
+    return _box(A, r), _box(b, r)
+
+
+def guided_coefficients_colour(I: np.ndarray, p: np.ndarray, r: int, eps: float):
+    """He et al. colour guided filter: A is HxWx3, b is HxW (Eq. 19-21 of the TPAMI paper)."""
+    mI = _box(I, r)
+    mp = _box(p, r)
+    mIp = _box(I * p[..., None], r)
+    cov_Ip = mIp - mI * mp[..., None]
+    # 3x3 covariance of I per pixel, regularised
+    prods = {}
+    for i in range(3):
+        for j in range(i, 3):
+            prods[i, j] = _box(I[..., i] * I[..., j], r) - mI[..., i] * mI[..., j]
+    a, b_, c = prods[0, 0] + eps, prods[0, 1], prods[0, 2]
+    d, e = prods[1, 1] + eps, prods[1, 2]
+    f = prods[2, 2] + eps
+    # inverse of the symmetric matrix [[a b c][b d e][c e f]] by cofactors
+    i00, i01, i02 = d * f - e * e, c * e - b_ * f, b_ * e - c * d
+    i11, i12, i22 = a * f - c * c, b_ * c - a * e, a * d - b_ * b_
+    det = a * i00 + b_ * i01 + c * i02
+    det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+    x, y, z = cov_Ip[..., 0], cov_Ip[..., 1], cov_Ip[..., 2]
+    A = np.stack([(i00 * x + i01 * y + i02 * z), (i01 * x + i11 * y + i12 * z),
+                  (i02 * x + i12 * y + i22 * z)], axis=-1) / det[..., None]
+    bb = mp - (A * mI).sum(axis=-1)
+    return _box(A, r), _box(bb, r)
+
+
+def fast_guided_upsample(frame: np.ndarray, guide_small: np.ndarray, matte_small: np.ndarray,
+                         options: RefineOptions | None = None) -> np.ndarray:
+    """Full-resolution matte from a working-resolution matte and the full-resolution frame.
+
+    ``frame`` is RGB uint8 HxWx3 (full size), ``guide_small`` the same frame at working size
+    (RGB uint8), ``matte_small`` float32 at working size. Returns float32 HxW in [0, 1].
+    """
+    opt = options or RefineOptions()
+    h, w = frame.shape[:2]
+    sh, sw = matte_small.shape
+    p = matte_small.astype(np.float32, copy=False)
+    if opt.colour:
+        I = guide_small.astype(np.float32) * (1 / 255)
+        A, b = guided_coefficients_colour(I, p, opt.radius, opt.eps)
+        if (sh, sw) == (h, w):
+            full_I, A_up, b_up = I, A, b
+        else:
+            A_up = cv2.resize(A, (w, h), interpolation=cv2.INTER_LINEAR)
+            b_up = cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR)
+            full_I = frame.astype(np.float32) * (1 / 255)
+        q = (A_up * full_I).sum(axis=-1) + b_up
+    else:
+        I = cv2.cvtColor(guide_small, cv2.COLOR_RGB2GRAY).astype(np.float32) * (1 / 255)
+        A, b = guided_coefficients_grey(I, p, opt.radius, opt.eps)
+        full_I = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) * (1 / 255)
+        if (sh, sw) != (h, w):
+            A = cv2.resize(A, (w, h), interpolation=cv2.INTER_LINEAR)
+            b = cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR)
+        q = A * full_I + b
+    if opt.sharpen > 0:
+        k = 1.0 + opt.sharpen
+        q = (q - 0.5) * k + 0.5
+    return np.clip(q, 0.0, 1.0, out=q).astype(np.float32, copy=False)
+
+
+def bilinear_upsample(matte_small: np.ndarray, w: int, h: int) -> np.ndarray:
+    if matte_small.shape == (h, w):
+        return matte_small
+    return cv2.resize(matte_small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def solve_unknown_band(frame: np.ndarray, matte: np.ndarray, band: int | None = None,
+                       max_side: int = 800) -> np.ndarray:
+    """Closed-form matting (pymatting) of the band around the matte's edge, for photos.
+
+    Runs at up to ``max_side`` pixels (the solver is a sparse linear system over the unknown
+    pixels) and upsamples the result only inside the band; elsewhere the matte is kept.
+    """
+    try:
+        from pymatting import estimate_alpha_cf
+    except ImportError:
+        from ..errors import OptionError
+
+        raise OptionError("--quality high needs pymatting: pip install 'backdrop[quality]'") from None
+    h, w = matte.shape
+    s = min(1.0, max_side / max(h, w))
+    sw, sh = max(1, round(w * s)), max(1, round(h * s))
+    img = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float64) / 255
+    m = cv2.resize(matte, (sw, sh), interpolation=cv2.INTER_AREA)
+    band = band or max(3, round(0.015 * max(sw, sh)))
+    k = np.ones((2 * band + 1, 2 * band + 1), np.uint8)
+    fg = cv2.erode((m > 0.5).astype(np.uint8), k)
+    bg = cv2.erode((m <= 0.5).astype(np.uint8), k)
+    if fg.sum() == 0 or bg.sum() == 0:
+        return matte
+    trimap = np.full((sh, sw), 0.5)
+    trimap[fg > 0] = 1.0
+    trimap[bg > 0] = 0.0
+    alpha = estimate_alpha_cf(img, trimap).astype(np.float32)
+    unknown = cv2.resize(((fg == 0) & (bg == 0)).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    alpha_up = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(unknown * alpha_up + (1 - unknown) * matte, 0, 1).astype(np.float32)
