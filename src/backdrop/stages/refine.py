@@ -92,11 +92,18 @@ def fast_guided_upsample(frame: np.ndarray, guide_small: np.ndarray, matte_small
     else:
         I = cv2.cvtColor(guide_small, cv2.COLOR_RGB2GRAY).astype(np.float32) * (1 / 255)
         A, b = guided_coefficients_grey(I, p, opt.radius, opt.eps)
-        full_I = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) * (1 / 255)
+        # fold the contrast (sharpen) and the 1/255 scaling into the low-resolution
+        # coefficients, so the full-resolution work is two resizes and one multiply-add
+        k = 1.0 + max(0.0, opt.sharpen)
+        A = A * (k / 255.0)
+        b = (b - 0.5) * k + 0.5
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         if (sh, sw) != (h, w):
             A = cv2.resize(A, (w, h), interpolation=cv2.INTER_LINEAR)
             b = cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR)
-        q = A * full_I + b
+        q = cv2.multiply(grey, A, dtype=cv2.CV_32F)
+        q += b
+        return np.clip(q, 0.0, 1.0, out=q)
     if opt.sharpen > 0:
         k = 1.0 + opt.sharpen
         q = (q - 0.5) * k + 0.5
