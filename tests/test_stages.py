@@ -185,3 +185,30 @@ def test_default_pipeline_less_flicker_than_raw_on_real_clip(segmenter):
     default, stats = flicker(PipelineOptions())
     assert default < 0.75 * raw, (default, raw)
     assert stats["skipped_fraction"] > 0.3  # a talking head is mostly still at the edge
+
+
+def test_pdf_slides_render_and_advance(tmp_path):
+    from PIL import Image
+
+    pages = [Image.new("RGB", (320, 180), c) for c in ((250, 0, 0), (0, 0, 250))]
+    pdf = tmp_path / "talk.pdf"
+    pages[0].save(pdf, save_all=True, append_images=pages[1:])
+    bg = PresenterBackground(pdf, "left", slide_times=[0.0, 1.0], fps=10)
+    frame = np.zeros((90, 160, 3), np.uint8)
+    alpha = np.zeros((90, 160), np.float32)
+    first, later = bg.render(0, frame, alpha), bg.render(15, frame, alpha)  # t = 0 s and 1.5 s
+    assert first[45, 80, 0] > 200 and later[45, 80, 2] > 200
+    bg2 = PresenterBackground(pdf, "corner")
+    assert bg2.advance() == 1 and bg2.advance() == 1  # live: next slide, clamped at the end
+
+
+def test_high_quality_refinement_lowers_matting_error(portrait_pairs, segmenter):
+    def mad(refine):
+        p = Pipeline(background="matte", segmenter=segmenter, options=PipelineOptions(refine=refine))
+        errs = []
+        for _, img, gt in portrait_pairs[:4]:
+            p.reset()
+            errs.append(np.abs(p.matte(img) - gt).mean())
+        return float(np.mean(errs))
+
+    assert mad("high") < mad("guided")
