@@ -164,8 +164,9 @@ class BlurBackground(Background):
             den2 = cv2.GaussianBlur(keep, (0, 0), wide)[..., None]
             fill2 = np.where(den2 > 1e-6, num2 / np.maximum(den2, 1e-6), small.mean(axis=(0, 1)))
             filled[holes] = fill2[holes]
-        out = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        # upsample in 8 bits: the blurred image has no detail to lose, and it is 3x cheaper
+        small8 = np.clip(filled + 0.5, 0, 255).astype(np.uint8)
+        return cv2.resize(small8, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def describe(self):
         return f"blur:{self.strength:g}"
