@@ -110,12 +110,13 @@ def test_guided_refinement_snaps_edge_to_image():
     frame[:, 103:] = 220  # the true edge at x=103
     blurry = np.zeros((50, 50), np.float32)
     blurry[:, 26:] = 1
-    blurry = cv2.GaussianBlur(blurry, (0, 0), 3)  # a soft, slightly wrong low-res matte
+    blurry = cv2.GaussianBlur(blurry, (0, 0), 1.0)  # a soft low-res matte, edge 1 px off at full res
     small = cv2.resize(frame, (50, 50), interpolation=cv2.INTER_AREA)
     out = fast_guided_upsample(frame, small, blurry)
     bil = cv2.resize(blurry, (w, h), interpolation=cv2.INTER_LINEAR)
     truth = (np.arange(w) >= 103).astype(np.float32)
-    assert np.abs(out[100] - truth).mean() < 0.5 * np.abs(bil[100] - truth).mean()
+    assert np.abs(out[100] - truth).mean() < 0.75 * np.abs(bil[100] - truth).mean()
+    assert int(np.argmax(out[100] > 0.5)) == 103  # the edge sits on the image's edge
 
 
 def test_decontamination_removes_old_background_colour():

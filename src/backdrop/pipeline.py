@@ -54,7 +54,7 @@ class PipelineOptions:
     keep: str = "all"  # all | main | faces
     refine: str = "guided"  # bilinear | guided | high (stages/refine.py)
     work_size: int = 512  # long side of the working resolution of the matte stages
-    temporal: float = 0.8  # motion-guided fusion strength, 0 = off (stages/temporal.py)
+    temporal: float = 0.93  # motion-guided fusion strength, 0 = off (stages/temporal.py)
     delay: bool = True  # one-frame-delay flicker filter, files only (never live)
     skip_still: bool = True  # reuse the matte while the person is still (stages/still.py)
     max_skip: int = 4
@@ -234,15 +234,19 @@ class Pipeline:
         return MatteParts(small, canvas)
 
     def finish_matte(self, frame: np.ndarray, parts: MatteParts) -> np.ndarray:
-        """Refine a working-size matte to the full frame (stateless)."""
+        """Refine a working-size matte to the full frame, then steady it where nothing moved."""
         h, w = frame.shape[:2]
         with self.timer("refine"):
             if self.options.refine == "bilinear":
-                return bilinear_upsample(parts.canvas, w, h)
-            m = fast_guided_upsample(frame, parts.small, parts.canvas, RefineOptions())
-            if self.options.refine == "high":
-                m = solve_unknown_band(frame, m)
-            return m
+                m = bilinear_upsample(parts.canvas, w, h)
+            else:
+                m = fast_guided_upsample(frame, parts.small, parts.canvas, RefineOptions())
+                if self.options.refine == "high":
+                    m = solve_unknown_band(frame, m)
+        if self.state.fusion is not None and self.options.refine != "bilinear":
+            with self.timer("temporal"):
+                m = self.state.fusion.steady_full(m)
+        return m
 
     def matte(self, frame: np.ndarray) -> np.ndarray:
         """Matte of one frame: float32 HxW in [0, 1] at the frame's size (state advances).

@@ -31,7 +31,7 @@ def add_pipeline_args(p: argparse.ArgumentParser, *, background: bool = True) ->
     g.add_argument("--work-size", type=int, default=None, metavar="PX",
                    help="long side of the working resolution of the matte stages (default 512)")
     g.add_argument("--temporal", type=float, default=None, metavar="S",
-                   help="motion-guided temporal fusion strength 0..0.99, 0 = off (default 0.8)")
+                   help="motion-guided temporal fusion strength 0..0.99, 0 = off (default 0.93)")
     g.add_argument("--no-delay", dest="delay", action="store_false", default=None,
                    help="no one-frame-delay flicker filter (files)")
     g.add_argument("--no-skip", dest="skip_still", action="store_false", default=None,

@@ -33,23 +33,55 @@ class MotionFusion:
         self.opt = options or TemporalOptions()
         self.prev_grey: np.ndarray | None = None
         self.fused: np.ndarray | None = None
+        self.weight: np.ndarray | None = None  # weight of the past, working size, last frame
+        self.prev_full: np.ndarray | None = None  # last full-resolution matte
+
+    @staticmethod
+    def _kernel(shape) -> np.ndarray:
+        r = max(1, round(0.015 * max(shape)))
+        return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
     def reset(self) -> None:
         self.prev_grey = None
         self.fused = None
+        self.weight = None
+        self.prev_full = None
 
     def __call__(self, grey: np.ndarray, matte: np.ndarray) -> np.ndarray:
         """``grey``: working-size float32 grey frame; ``matte``: working-size matte."""
         if self.fused is None or self.fused.shape != matte.shape or self.opt.strength <= 0:
-            self.prev_grey, self.fused = grey, matte
+            self.prev_grey, self.fused, self.weight = grey, matte, None
             return matte
         diff = cv2.GaussianBlur(np.abs(grey - self.prev_grey), (5, 5), 0)
+        # motion anywhere near a pixel counts: a uniform shirt moving shows little change
+        # inside it, only at its borders, yet its matte must follow too
+        diff = cv2.dilate(diff, self._kernel(grey.shape))
         span = max(1e-3, self.opt.motion_high - self.opt.motion_low)
         moving = np.clip((diff - self.opt.motion_low) / span, 0.0, 1.0)
-        w_past = self.opt.strength * (1.0 - moving)
+        w_past = (self.opt.strength * (1.0 - moving)).astype(np.float32)
         fused = matte + w_past * (self.fused - matte)
-        self.prev_grey, self.fused = grey, fused.astype(np.float32)
+        self.prev_grey, self.fused, self.weight = grey, fused.astype(np.float32), w_past
         return self.fused
+
+    def steady_full(self, full: np.ndarray) -> np.ndarray:
+        """Apply the same motion-gated blend to the full-resolution (refined) matte.
+
+        The guided refinement takes its edges from the current frame, so sensor and
+        compression noise in a still frame would make the refined edge shimmer even when the
+        working-size matte is steady. Blending with the previous refined matte where nothing
+        moved removes that; where the image moved the weight is 0 and the new matte is used.
+        """
+        prev, w = self.prev_full, self.weight
+        self.prev_full = full
+        if prev is None or w is None or prev.shape != full.shape:
+            return full
+        h, wd = full.shape
+        w_up = cv2.resize(w, (wd, h), interpolation=cv2.INTER_LINEAR) if w.shape != full.shape else w
+        out = prev - full
+        out *= w_up
+        out += full
+        self.prev_full = out
+        return out
 
 
 def one_frame_delay(prev: np.ndarray, cur: np.ndarray, nxt: np.ndarray, threshold: float = 0.1) -> np.ndarray:

@@ -1,0 +1,70 @@
+"""``backdrop eval IMAGES_OR_VIDEO [TRUTH]``: measure accuracy and stability against ground truth."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .common import add_pipeline_args, pipeline_options
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "eval", help="measure accuracy (IoU, boundary F, MAD...) and stability (dtSSD, flicker)",
+        description="Run the pipeline on labelled data and score its mattes. IMAGES_OR_VIDEO is a folder "
+                    "of photos (TRUTH: a folder of masks or alpha mattes matched by file name), a single "
+                    "image, a video, or a folder of numbered frames (TRUTH: a folder or video of per-frame "
+                    "masks; without TRUTH only the flicker score is measured). Lower is better for every "
+                    "metric except IoU and boundary F.")
+    p.add_argument("input", metavar="IMAGES_OR_VIDEO", help="folder of images or frames, an image, or a video")
+    p.add_argument("truth", metavar="TRUTH", nargs="?", default=None,
+                   help="ground truth: folder of masks/alphas, a mask, or a video of masks (optional for video)")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--sequence", dest="mode", action="store_const", const="sequence",
+                      help="treat a folder of images as consecutive video frames (adds dtSSD and flicker)")
+    kind.add_argument("--images", dest="mode", action="store_const", const="images",
+                      help="treat a folder as independent photos (default unless the names are frame numbers)")
+    p.set_defaults(mode="auto")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON on stdout")
+    p.add_argument("--worst", type=int, default=0, metavar="N",
+                   help="write the N worst images as image | truth | prediction | error pictures")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="folder for the --worst pictures and report.json (default for --worst: ./eval-worst)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images or frames")
+    p.add_argument("--band", type=float, default=3, metavar="PX",
+                   help="boundary F tolerance in pixels (below 1: fraction of the diagonal; default 3)")
+    add_pipeline_args(p, background=False)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..errors import OptionError, OutputError
+    from ..evaluate import evaluate, format_report
+    from ..io.atomic import atomic_output
+
+    if args.worst < 0:
+        raise OptionError(f"--worst must be 0 or more, got {args.worst}")
+    if args.limit is not None and args.limit < 1:
+        raise OptionError(f"--limit must be 1 or more, got {args.limit}")
+    if args.band < 0:
+        raise OptionError(f"--band must be 0 or more, got {args.band}")
+    out_dir = Path(args.out) if args.out else None
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out must be a folder: {out_dir}")
+    report = evaluate(args.input, args.truth, mode=args.mode, options=pipeline_options(args),
+                      worst=args.worst, out_dir=out_dir, limit=args.limit, band=args.band, quiet=args.quiet)
+    data = report.to_dict()
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
+        with atomic_output(out_dir / "report.json") as tmp:
+            tmp.write_text(json.dumps(data, indent=1, allow_nan=False))
+    if args.json:
+        json.dump(data, sys.stdout, indent=1, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(format_report(report, band=args.band))
+    return 0
