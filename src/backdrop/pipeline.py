@@ -278,22 +278,25 @@ class Pipeline:
             with self.timer("composite"):
                 return to_matte_image(matte)
         fg = frame
-        if o.decontaminate:
-            with self.timer("decontaminate"):
+        small = small_a = None
+        if o.decontaminate or self.background.needs_frame:
+            with self.timer("downscale"):
                 if parts is None:
                     h, w = frame.shape[:2]
                     s = min(1.0, o.work_size / max(h, w))
                     size = (max(1, round(w * s)), max(1, round(h * s)))
                     small = downscale(frame, *size) if s < 1 else frame
-                    small_a = downscale(matte, *size) if s < 1 else matte
                 else:
                     small = parts.small
-                    small_a = downscale(matte, small.shape[1], small.shape[0])
+                small_a = downscale(matte, small.shape[1], small.shape[0])
+        if o.decontaminate:
+            with self.timer("decontaminate"):
                 fg = decontaminate(frame, small, small_a, matte)
         with self.timer("composite"):
             if mode == "transparent":
                 return to_rgba(fg, matte)
-            bg = self.background.render(index, frame, matte)
+            bg = self.background.render(index, frame, matte,
+                                        small=(small, small_a) if small is not None else None)
             if o.colour_match > 0:
                 fg = match_brightness(fg, matte, bg, o.colour_match)
             if mode == "presenter":

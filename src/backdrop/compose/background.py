@@ -45,7 +45,12 @@ class Background:
     mode = "composite"
     needs_frame = False
 
-    def render(self, index: int, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    def render(self, index: int, frame: np.ndarray, alpha: np.ndarray, small=None) -> np.ndarray:
+        """Background for output frame ``index`` at the frame's size (RGB uint8 HxWx3).
+
+        ``small`` is an optional ``(frame, alpha)`` pair at working size that the pipeline
+        already has; backgrounds that need the frame (blur) use it to avoid a full-size pass.
+        """
         raise NotImplementedError  # pragma: no cover
 
     def close(self) -> None:
@@ -60,7 +65,7 @@ class ColourBackground(Background):
         self.rgb = tuple(int(c) for c in rgb)
         self._cache: np.ndarray | None = None
 
-    def render(self, index, frame, alpha):
+    def render(self, index, frame, alpha, small=None):
         if self._cache is None or self._cache.shape != frame.shape:
             self._cache = np.empty_like(frame)
             self._cache[:] = self.rgb
@@ -76,7 +81,7 @@ class ImageBackground(Background):
         self.name = name
         self._cache: np.ndarray | None = None
 
-    def render(self, index, frame, alpha):
+    def render(self, index, frame, alpha, small=None):
         h, w = frame.shape[:2]
         if self._cache is None or self._cache.shape[:2] != (h, w):
             self._cache = cover_resize(self.image, w, h)
@@ -113,7 +118,7 @@ class VideoBackground(Background):
         except StopIteration:
             return None
 
-    def render(self, index, frame, alpha):
+    def render(self, index, frame, alpha, small=None):
         while self._last_index < index:
             if self._last_index >= 0 and self._next() is None:
                 self._it = self._open()
@@ -142,27 +147,31 @@ class BlurBackground(Background):
             raise BackgroundError(f"blur strength must be in (0, 100], got {strength:g}")
         self.strength = float(strength)
 
-    def render(self, index, frame, alpha):
+    def render(self, index, frame, alpha, small=None):
         h, w = frame.shape[:2]
         sigma_full = self.strength * max(h, w) / 640.0  # strength is sigma at 640 px
         factor = max(1, int(sigma_full / 3))
         sw, sh = max(1, w // factor), max(1, h // factor)
-        small = downscale(frame, sw, sh).astype(np.float32)
-        a = downscale(alpha, sw, sh)
+        if small is not None and small[0].shape[1] >= sw:  # start from the working-size frame
+            src, src_a = small
+        else:
+            src, src_a = frame, alpha
+        small_f = downscale(src, sw, sh).astype(np.float32)
+        a = downscale(src_a, sw, sh)
         # keep anything that is even partly person out of the fill
         keep = (a < 0.05).astype(np.float32)
         keep = cv2.erode(keep, np.ones((3, 3), np.uint8))
         sigma = max(0.5, sigma_full / factor)
-        num = cv2.GaussianBlur(small * keep[..., None], (0, 0), sigma)
+        num = cv2.GaussianBlur(small_f * keep[..., None], (0, 0), sigma)
         den = cv2.GaussianBlur(keep, (0, 0), sigma)[..., None]
         # where no background is near at all, widen until it is
         filled = num / np.maximum(den, 1e-6)
         holes = den[..., 0] < 1e-3
         if holes.any():
             wide = max(sigma * 4, max(sw, sh) / 4)
-            num2 = cv2.GaussianBlur(small * keep[..., None], (0, 0), wide)
+            num2 = cv2.GaussianBlur(small_f * keep[..., None], (0, 0), wide)
             den2 = cv2.GaussianBlur(keep, (0, 0), wide)[..., None]
-            fill2 = np.where(den2 > 1e-6, num2 / np.maximum(den2, 1e-6), small.mean(axis=(0, 1)))
+            fill2 = np.where(den2 > 1e-6, num2 / np.maximum(den2, 1e-6), small_f.mean(axis=(0, 1)))
             filled[holes] = fill2[holes]
         # upsample in 8 bits: the blurred image has no detail to lose, and it is 3x cheaper
         small8 = np.clip(filled + 0.5, 0, 255).astype(np.uint8)
