@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from contextlib import contextmanager
 
 import numpy as np
 
 
+MAX_SAMPLES = 10_000
+
+
 class StageTimer:
+    """Keeps the last ``MAX_SAMPLES`` timings per stage (bounded: live streams run for hours)."""
+
     def __init__(self) -> None:
-        self.samples: dict[str, list[float]] = defaultdict(list)
+        self.samples: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=MAX_SAMPLES))
 
     @contextmanager
     def __call__(self, stage: str):

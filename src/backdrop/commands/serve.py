@@ -1,0 +1,72 @@
+"""``backdrop serve``: a web page that shows the browser's camera with a new background, live."""
+
+from __future__ import annotations
+
+import sys
+
+from .common import add_pipeline_args, pipeline_options
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="serve a web page: your camera with a new background, over WebRTC",
+        description="Serve a page that sends the browser's camera to this machine over WebRTC, "
+                    "replaces the background in real time and sends it back; controls (colour, blur, "
+                    "image upload, effect, model) act on the next frames. /viewer receives the "
+                    "composited stream. Binds 127.0.0.1 unless --host says otherwise.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", "-p", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    p.add_argument("--background", "-b", default="blur", metavar="BG",
+                   help="starting background for every peer: #RRGGBB | blur[:STRENGTH] | IMG | VIDEO (default blur)")
+    p.add_argument("--max-peers", type=int, default=4, metavar="N",
+                   help="browsers sending a camera at once (default 4); more are refused clearly")
+    p.add_argument("--max-viewers", type=int, default=16, metavar="N", help="viewer pages at once (default 16)")
+    p.add_argument("--max-upload-mb", type=float, default=8.0, metavar="MB",
+                   help="largest background upload (default 8 MB)")
+    p.add_argument("--idle-timeout", type=float, default=10.0, metavar="S",
+                   help="drop a peer that sends no video for S seconds (default 10)")
+    p.add_argument("--cert", default=None, metavar="PEM", help="TLS certificate (browsers need https:// off localhost)")
+    p.add_argument("--key", default=None, metavar="PEM", help="TLS private key")
+    add_pipeline_args(p, background=False)  # --model (pages may switch between known models), stages
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import ipaddress
+
+    from ..cli import Terminated
+    from ..compose.background import parse_background
+    from ..errors import OptionError
+    from ..web.server import ServerConfig, serve
+
+    if not 0 < args.idle_timeout <= 3600:
+        raise OptionError(f"--idle-timeout must be in (0, 3600], got {args.idle_timeout:g}")
+    options = pipeline_options(args)
+    config = ServerConfig(host=args.host, port=args.port, max_peers=args.max_peers, max_viewers=args.max_viewers,
+                          max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), background=args.background,
+                          model=options.model, threads=options.threads, options=options,
+                          idle_timeout=args.idle_timeout, certfile=args.cert, keyfile=args.key).validate()
+    from ..models import load_model
+
+    parse_background(args.background).close()  # a bad --background fails now, not per peer
+    load_model(options.model, threads=options.threads, quiet=args.quiet)  # fetch/verify it now, not per peer
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(f"backdrop: {msg}", file=sys.stderr, flush=True))
+    if not config.loopback:
+        try:
+            public = not ipaddress.ip_address(args.host).is_private
+        except ValueError:
+            public = True
+        say(f"listening on {args.host}: other machines can reach this server"
+            + (" (a public address!)" if public else ""))
+        if not args.cert:
+            say("browsers allow the camera only on https:// or localhost: add --cert and --key")
+
+    def ready(url: str) -> None:
+        say(f"open {url} (viewer: {url}viewer); Ctrl-C to stop")
+
+    try:
+        serve(config, on_ready=ready)
+    except (KeyboardInterrupt, Terminated):  # stopping is the normal way out
+        say("stopped")
+    return 0

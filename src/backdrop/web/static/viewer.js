@@ -1,0 +1,65 @@
+// Backdrop viewer: receive a publisher's composited stream (receive-only WebRTC).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { pc: null, source: null, errors: [] };
+window.backdropViewer = state;
+
+function setStatus(text) { $("status").textContent = text; }
+function showError(text) {
+  state.errors.push(text);
+  $("error").textContent = text;
+  $("error").hidden = false;
+}
+
+async function refresh() {
+  try {
+    const res = await fetch("/peers");
+    const body = await res.json();
+    const select = $("source");
+    const current = select.value;
+    select.replaceChildren(new Option("newest", ""),
+      ...body.publishers.map((p) => new Option(`${p.id} (${p.fps} fps)`, p.id)));
+    select.value = [...select.options].some((o) => o.value === current) ? current : "";
+  } catch (e) { /* the list is a convenience */ }
+}
+
+async function watch() {
+  $("error").hidden = true;
+  if (state.pc) state.pc.close();
+  const pc = new RTCPeerConnection();
+  state.pc = pc;
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addEventListener("track", (e) => {
+    $("remote").srcObject = e.streams && e.streams[0] ? e.streams[0] : new MediaStream([e.track]);
+  });
+  pc.addEventListener("connectionstatechange", () => {
+    setStatus(pc.connectionState);
+    if (pc.connectionState === "failed" || pc.connectionState === "closed") showError("the stream ended");
+  });
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === "complete") return resolve();
+    pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") resolve(); });
+    setTimeout(resolve, 3000);
+  });
+  const payload = { sdp: pc.localDescription.sdp, type: pc.localDescription.type };
+  if ($("source").value) payload.peer = $("source").value;
+  const res = await fetch("/view", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload),
+  });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    showError(body.error || `refused (${res.status})`);
+    setStatus("waiting");
+    pc.close();
+    return;
+  }
+  state.source = body.source;
+  await pc.setRemoteDescription({ sdp: body.sdp, type: body.type });
+}
+
+$("watch").addEventListener("click", () => watch().catch((e) => showError(String(e))));
+refresh();
+setInterval(refresh, 3000);
+if (new URLSearchParams(location.search).has("auto")) watch().catch((e) => showError(String(e)));

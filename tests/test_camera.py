@@ -1,0 +1,231 @@
+"""``backdrop camera``: the fake camera, the virtual-camera pixel formats, reader detection, the
+clear errors when a camera or v4l2loopback is missing, and the command end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from backdrop.errors import BackdropError
+from backdrop.io.camera import CameraError, FileCamera, open_camera, write_y4m
+from backdrop.io.video import VideoReader, probe
+from backdrop.io.virtualcam import (MODPROBE, FileSink, MultiSink, VirtualCameraError, VirtualCamSink,
+                                    check_virtual_camera, device_readers, rgb_to_i420, rgb_to_yuyv)
+from conftest import shared_path
+
+CLIP = ("clips", "outdoor-seated-640x360.mp4")
+
+
+def run_cli(*args, timeout=120):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "backdrop", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def error_line(res) -> str:
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("backdrop: error:")]
+    assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    return lines[0]
+
+
+# -- the fake camera ----------------------------------------------------------------------------------
+def test_file_camera_gives_the_clip_frames_in_order(shared):
+    cam = FileCamera(shared_path(*CLIP), realtime=False, limit=5)
+    ref = [f.image for _, f in zip(range(5), VideoReader(shared_path(*CLIP)))]
+    got = [cam.read() for _ in range(6)]
+    assert got[5] is None
+    for a, b in zip(got, ref):
+        assert np.array_equal(a, b)
+
+
+def test_file_camera_keeps_real_time_and_skips_what_nobody_read(shared):
+    cam = FileCamera(shared_path(*CLIP), fps=50, realtime=True)
+    t0 = time.perf_counter()
+    for _ in range(10):
+        cam.read()
+    elapsed = time.perf_counter() - t0
+    assert 0.15 < elapsed < 0.6  # 10 frames at 50 fps: ~0.18 s, not as fast as decoding
+    time.sleep(0.2)  # a slow consumer: ~10 frames went by on the "sensor"
+    cam.read()
+    assert cam.skipped >= 5
+    cam.close()
+
+
+def test_file_camera_loops_and_resizes(shared, tmp_path):
+    frames = [f.image for _, f in zip(range(3), VideoReader(shared_path(*CLIP)))]
+    y4m = write_y4m(tmp_path / "c.y4m", frames, fps=30)
+    assert y4m.read_bytes().startswith(b"YUV4MPEG2 W640 H360 F30:1")
+    cam = open_camera(f"file:{y4m}", width=320, height=180, realtime=False, loop=True, limit=7)
+    got = [cam.read() for _ in range(8)]
+    assert all(g.shape == (180, 320, 3) for g in got[:7]) and got[7] is None
+    # y4m round trip: the fake camera gets back what was written (I420 loss only)
+    assert np.abs(cv2.resize(frames[1], (320, 180)).astype(int) - got[4].astype(int)).mean() < 6
+
+
+def test_missing_camera_is_a_clear_error(tmp_path):
+    with pytest.raises(CameraError, match="not found or busy"):
+        open_camera("/dev/video97")
+    with pytest.raises(BackdropError, match="not found"):
+        open_camera(tmp_path / "nope.mp4")
+    with pytest.raises(CameraError, match="fps"):
+        open_camera(0, fps=0)
+
+
+# -- the virtual camera -------------------------------------------------------------------------------
+def test_pixel_formats_round_trip(shared):
+    frame = next(iter(VideoReader(shared_path(*CLIP)))).image
+    h, w = frame.shape[:2]
+    yuyv = rgb_to_yuyv(frame)
+    i420 = rgb_to_i420(frame)
+    assert yuyv.size == w * h * 2 and i420.size == w * h * 3 // 2
+    back_yuyv = cv2.cvtColor(yuyv.reshape(h, w, 2), cv2.COLOR_YUV2RGB_YUY2)
+    back_i420 = cv2.cvtColor(i420.reshape(h * 3 // 2, w), cv2.COLOR_YUV2RGB_I420)
+    for back in (back_yuyv, back_i420):
+        assert np.abs(back.astype(int) - frame.astype(int)).mean() < 4
+    # same matrix, same range: both formats show the same colours
+    assert np.abs(back_yuyv.astype(int) - back_i420.astype(int)).mean() < 2
+    green = np.zeros((4, 4, 3), np.uint8)
+    green[:] = (0, 177, 64)
+    y = rgb_to_yuyv(green)[0]
+    assert 16 <= y <= 235  # limited range, as webcams deliver
+
+
+def _expected_virtualcam_hint() -> str:
+    """Without pyvirtualcam the hint is the pip line; with it (and no device), the modprobe line."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyvirtualcam") is None:
+        return "pip install 'backdrop[live]'"
+    return MODPROBE
+
+
+def test_no_v4l2loopback_gives_the_modprobe_command():
+    if sys.platform.startswith("linux") and Path("/sys/devices/virtual/video4linux").is_dir():
+        pytest.skip("this machine has a v4l2loopback device")
+    hint = _expected_virtualcam_hint()
+    with pytest.raises(VirtualCameraError) as err:
+        check_virtual_camera()
+    assert hint in str(err.value) and "\n" not in str(err.value)
+    sink = VirtualCamSink(30)
+    with pytest.raises(VirtualCameraError) as err:
+        sink.write(np.zeros((8, 8, 3), np.uint8))
+    assert hint in str(err.value)
+
+
+def test_cli_without_v4l2loopback_says_how_to_load_it(shared):
+    if Path("/sys/devices/virtual/video4linux").is_dir():
+        pytest.skip("this machine has a v4l2loopback device")
+    res = run_cli("camera", "--device", shared_path(*CLIP), "--frames", "3")
+    line = error_line(res)
+    assert _expected_virtualcam_hint() in line
+    assert MODPROBE == "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=Backdrop"
+
+
+def test_cli_missing_camera_is_one_line():
+    res = run_cli("camera", "--device", "/dev/video93", "--no-virtual", "--output", "/tmp/never.mp4")
+    assert "camera /dev/video93 not found" in error_line(res)
+    assert not Path("/tmp/never.mp4").exists()
+
+
+def test_device_readers_sees_another_process_holding_the_device(tmp_path):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reader detection is Linux-only")
+    dev = tmp_path / "video10"
+    dev.write_bytes(b"")
+    assert device_readers(dev) == 0
+    holder = subprocess.Popen([sys.executable, "-c", f"f = open({str(dev)!r}, 'rb'); import time; time.sleep(30)"])
+    try:
+        deadline = time.time() + 10
+        while device_readers(dev) != 1 and time.time() < deadline:
+            time.sleep(0.05)
+        assert device_readers(dev) == 1
+        with open(dev, "rb"):  # our own handle (the writer) never counts
+            assert device_readers(dev) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    assert device_readers(dev) == 0
+    assert device_readers(tmp_path / "missing") is None
+
+
+def test_multisink_activity():
+    class S:
+        def __init__(self, active):
+            self.active = active
+
+        def write(self, *a):
+            pass
+
+        def close(self):
+            pass
+
+    assert MultiSink([S(False)]).active is False
+    assert MultiSink([S(None)]).active is None
+    assert MultiSink([S(False), S(True)]).active is True
+    assert MultiSink([S(False), object.__new__(FileSink)]).active is True  # a recording is always watched
+
+
+# -- the command, end to end ----------------------------------------------------------------------------
+def test_camera_command_records_composited_frames(shared, tmp_path):
+    out = tmp_path / "live.mp4"
+    res = run_cli("camera", "--device", shared_path(*CLIP), "--width", "320", "--height", "180", "--fps", "30",
+                  "--output", out, "--frames", "15", "--background", "#0000ff", "--stats", "0.5")
+    assert res.returncode == 0, res.stderr
+    assert "fps" in res.stderr and "latency p50" in res.stderr
+    info = probe(out)
+    assert info["frames"] == 15 and (info["width"], info["height"]) == (320, 180)
+    frames = [f.image for f in VideoReader(out)]
+    # the corners of this clip are background: now blue
+    corner = frames[-1][:30, :30].reshape(-1, 3).astype(int)
+    assert np.median(np.abs(corner - [0, 0, 255]).max(axis=1)) < 30
+    assert not list(tmp_path.glob(".live.*"))  # no temp file left
+
+
+def test_camera_command_bad_options_are_one_line(shared, tmp_path):
+    clip = shared_path(*CLIP)
+    assert "--queue" in error_line(run_cli("camera", "--device", clip, "--no-virtual", "--preview", "--queue", "0"))
+    assert "nothing to show" in error_line(run_cli("camera", "--device", clip, "--no-virtual"))
+    assert "alpha" in error_line(run_cli("camera", "--device", clip, "--output", tmp_path / "x.mp4",
+                                         "--background", "transparent"))
+    res = run_cli("camera", "--device", clip, "--output", tmp_path / "x.mp4", "--control", "99999")
+    assert "control port" in error_line(res)
+
+
+def test_camera_command_settings_change_while_running(shared, tmp_path):
+    """End to end through the CLI: the camera runs, a POST to the control endpoint switches the
+    background colour, and the recording shows the old colour first and the new one after."""
+    import json
+    import re
+    import urllib.request
+
+    out = tmp_path / "switch.mp4"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "backdrop", "camera", "--device", shared_path(*CLIP), "--loop",
+                             "--width", "320", "--height", "180", "--output", out, "--duration", "6",
+                             "--control", "0", "--background", "#0000ff", "--stats", "0"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    url = None
+    for _ in range(50):
+        m = re.search(r"(http://127\.0\.0\.1:\d+/settings)", proc.stderr.readline())
+        if m:
+            url = m.group(1)
+            break
+    assert url, "no control address printed"
+    time.sleep(2.0)
+    req = urllib.request.Request(url, data=json.dumps({"colour": "#ff0000"}).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as res:
+        assert json.loads(res.read())["settings"]["colour"] == "#ff0000"
+    rest = proc.stderr.read()
+    assert proc.wait(60) == 0, rest
+    corners = [np.median(f.image[:20, :20].reshape(-1, 3), axis=0) for f in VideoReader(out)]
+    assert len(corners) > 20
+    assert np.abs(corners[0] - [0, 0, 255]).max() < 40
+    assert np.abs(corners[-1] - [255, 0, 0]).max() < 40
