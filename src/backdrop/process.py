@@ -7,6 +7,7 @@ complete, and the input is only ever opened for reading.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ from .io.atomic import atomic_output, check_output_path
 from .io.image import IMAGE_SUFFIXES, read_image, write_image
 from .io.video import VIDEO_SUFFIXES, VideoReader, VideoWriter
 from .pipeline import Pipeline
+
+log = logging.getLogger(__name__)
 
 
 def _progress(total: int | None, desc: str, quiet: bool):
@@ -81,9 +84,16 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
         if pipeline is None:
             pipe.close()
     seconds = time.perf_counter() - t0
+    if reader.truncated:
+        # the output holds every frame that could be decoded; say so rather than pass a cut
+        # or damaged input off as complete
+        declared = reader.declared_frames
+        of = f" of {declared} declared" if declared else ""
+        log.warning("input %s looks truncated or damaged: %d frames decoded%s, %d undecodable packets",
+                    src.name, frames, of, reader.bad_packets)
     return {**pipe.stats(), "frames": frames, "seconds": seconds,
             "fps": frames / seconds if seconds else 0.0, "rotation": reader.rotation,
-            "bad_packets": reader.bad_packets}
+            "bad_packets": reader.bad_packets, "truncated": reader.truncated}
 
 
 def image_output_path(src: Path, out_dir: Path, kind: str) -> Path:

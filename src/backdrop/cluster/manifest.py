@@ -1,0 +1,121 @@
+"""The batch manifest: which outputs are finished, made from which input bytes and settings.
+
+A JSON-lines file in the output folder, appended to by the driver only (one writer, so no
+locking between records is needed; a second batch on the same folder is refused by
+:func:`batch_lock`). Each finished output gets one record carrying the sha256 of the input it
+was made from and a hash of every setting that changes the result. A rerun skips an input when
+the last record for its output says ``done`` with the same input hash and settings hash and
+the output file is still there with the recorded size; anything else is redone. Records are
+written after the output was renamed into place, so a crash between the two only costs redoing
+that one file (the rename is atomic and the redo overwrites it with the same content): outputs
+are produced exactly once in effect.
+
+A torn last line (the driver killed mid-append) is ignored when reading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputError
+
+MANIFEST_NAME = ".backdrop-manifest.jsonl"
+LOCK_NAME = ".backdrop-batch.lock"
+WORK_NAME = ".backdrop-work"
+FORMAT_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    """A stable hash of the settings that decide an output's content (JSON, sorted keys)."""
+    text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class Manifest:
+    """Read and append the manifest of one output folder."""
+
+    def __init__(self, out_dir: Path):
+        self.path = Path(out_dir) / MANIFEST_NAME
+        self.last: dict[str, dict[str, Any]] = {}
+        self.load()
+
+    def load(self) -> None:
+        self.last = {}
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue  # a torn line from an interrupted append
+                    if isinstance(rec, dict) and isinstance(rec.get("output"), str):
+                        self.last[rec["output"]] = rec
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise OutputError(f"cannot read the batch manifest {self.path}: {exc.strerror}") from None
+
+    def is_done(self, output_rel: str, input_sha256: str, settings: str, output_path: Path) -> bool:
+        rec = self.last.get(output_rel)
+        if not rec or rec.get("status") != "done":
+            return False
+        if rec.get("input_sha256") != input_sha256 or rec.get("settings") != settings:
+            return False
+        try:
+            return output_path.is_file() and output_path.stat().st_size == rec.get("output_size")
+        except OSError:
+            return False
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record durably (single write with O_APPEND, then fsync)."""
+        rec = {"v": FORMAT_VERSION, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **record}
+        data = (json.dumps(rec, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise OutputError(f"cannot write the batch manifest {self.path}: {exc.strerror}") from None
+        if isinstance(rec.get("output"), str):
+            self.last[rec["output"]] = rec
+
+
+@contextlib.contextmanager
+def batch_lock(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir`` for one batch; refuse if another batch holds it."""
+    path = Path(out_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as exc:
+        raise OutputError(f"cannot write in the output folder {out_dir}: {exc.strerror}") from None
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(f"another backdrop batch is writing to {out_dir}; wait for it or choose "
+                              "another output folder") from None
+        except (ImportError, OSError):  # pragma: no cover - no flock on this file system
+            pass
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,366 @@
+"""``backdrop batch`` on Ray: exact chunked output, invisible seams, resume, a killed worker,
+SIGTERM mid-batch, and an existing cluster given by address.
+
+Inputs are short re-encoded copies of real shared clips (60 and 30 frames, small sizes, a
+keyframe every 10 frames so a 0.5 s chunk length splits them), a shared photo and a broken file.
+Most tests share one embedded Ray session (the API reuses it); the CLI tests start their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from conftest import shared_path
+
+ray = pytest.importorskip("ray")
+
+from backdrop.cluster import run_batch  # noqa: E402
+from backdrop.cluster.manifest import MANIFEST_NAME, WORK_NAME  # noqa: E402
+from backdrop.cluster.ray_batch import CRASH_ENV, ray_session  # noqa: E402
+from backdrop.io.video import VideoReader  # noqa: E402
+
+pytestmark = pytest.mark.cluster
+ROOM = "room clip ü.mp4"
+
+
+def make_clip(src: Path, dst: Path, frames: int, size: tuple[int, int], *, gop: int = 10, audio: bool = True) -> Path:
+    i = av.open(str(src))
+    v = i.streams.video[0]
+    o = av.open(str(dst), "w")
+    ov = o.add_stream("libx264", rate=v.average_rate)
+    ov.time_base = v.time_base
+    ov.codec_context.time_base = v.time_base
+    ov.width, ov.height = size
+    ov.pix_fmt = "yuv420p"
+    ov.options = {"g": str(gop), "crf": "26", "preset": "veryfast"}
+    a = i.streams.audio[0] if audio and i.streams.audio else None
+    oa = o.add_stream_from_template(a) if a else None
+    end, k = 0.0, 0
+    for f in i.decode(v):
+        if k >= frames:
+            break
+        f = f.reformat(width=size[0], height=size[1])
+        f.pict_type = av.video.frame.PictureType.NONE
+        o.mux(ov.encode(f))
+        end, k = float(f.pts * v.time_base), k + 1
+    o.mux(ov.encode(None))
+    if a:
+        i.seek(0)
+        for p in i.demux(a):
+            if p.pts is not None and p.size and float(p.pts * a.time_base) <= end:
+                p.stream = oa
+                o.mux(p)
+    o.close()
+    i.close()
+    return dst
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("batch-in")
+    make_clip(shared_path("clips", "talking-room-512x480.mp4"), d / ROOM, 60, (256, 240))
+    make_clip(shared_path("clips", "outdoor-seated-640x360.mp4"), d / "outdoor.mp4", 30, (320, 180), audio=False)
+    shutil.copy(shared_path("portraits-soft", "images", "WechatIMG253_2.png"), d / "photo.png")
+    (d / "broken.mp4").write_text("this is not a video\n")
+    return d
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    with ray_session(None, num_cpus=2) as r:
+        yield r
+
+
+def timestamps(path: Path) -> list[Fraction]:
+    return [Fraction(f.pts) * f.time_base for f in VideoReader(path)]
+
+
+def audio_packets(path: Path) -> list[tuple[int, bytes]]:
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return []
+        s = c.streams.audio[0]
+        return [(p.pts, bytes(p)) for p in c.demux(s) if p.size]
+
+
+def records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines() if line.strip()]
+
+
+def assert_no_leftovers(out: Path) -> None:
+    names = [p.name for p in out.rglob("*")]
+    assert not [n for n in names if ".part" in n], names
+    assert WORK_NAME not in names, names
+
+
+def by_name(report) -> dict:
+    return {i.rel: i for i in report.items}
+
+
+def test_chunked_batch_is_exact(inputs, ray_local, tmp_path):
+    out = tmp_path / "out"
+    report = run_batch(str(inputs), out, background="#00b140", chunk_seconds=0.5, quiet=True)
+    items = by_name(report)
+    assert items[ROOM].status == "done" and items[ROOM].chunks == 3
+    assert items["outdoor.mp4"].status == "done" and items["outdoor.mp4"].chunks == 2
+    assert items["photo.png"].status == "done"
+    assert items["broken.mp4"].status == "failed" and "not a readable video" in items["broken.mp4"].reason
+    assert not report.ok
+    table = report.table()
+    assert "STATUS" in table and "failed" in table and "not a readable video" in table
+    # no lost or duplicated frame, timestamps identical, audio packets identical
+    for name in (ROOM, "outdoor.mp4"):
+        assert timestamps(out / name) == timestamps(inputs / name), name
+    src_audio = audio_packets(inputs / ROOM)
+    assert src_audio and audio_packets(out / ROOM) == src_audio
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["outdoor.mp4", "photo.png", ROOM]
+    assert_no_leftovers(out)
+    for name in (ROOM, "outdoor.mp4", "photo.png", "broken.mp4"):
+        assert (inputs / name).exists()
+
+
+def test_chunk_seams_are_invisible(ray_local, tmp_path):
+    """Lossless (crf 0) matte output, so only the pipeline can differ. A 150-frame clip in
+    three chunks (frames 0-49, 50-99, 100-149): with the default 60-frame warm-up every frame,
+    seams included, matches a single pass; without warm-up the frames right after each seam
+    differ (the temporal state restarts)."""
+    from backdrop.process import process_video
+
+    clip = make_clip(shared_path("clips", "talking-room-512x480.mp4"), tmp_path / "long.mp4", 150, (256, 240))
+    single = tmp_path / "single.mp4"
+    process_video(clip, single, background="matte", crf=0, quiet=True, threads=1)  # as the workers
+    ref = [f.image.astype(np.float32) for f in VideoReader(single)]
+
+    def per_frame_diff(warmup: int | None) -> np.ndarray:
+        out = tmp_path / f"w{warmup}"
+        extra = {} if warmup is None else {"warmup": warmup}
+        report = run_batch(str(clip), out, background="matte", crf=0, chunk_seconds=1.5, quiet=True, **extra)
+        assert report.items[0].chunks == 3
+        got = [f.image.astype(np.float32) for f in VideoReader(out / "long.mp4")]
+        assert len(got) == len(ref)
+        return np.array([np.abs(a - b).mean() for a, b in zip(got, ref)])
+
+    warm = per_frame_diff(None)
+    cold = per_frame_diff(0)
+    seams = [100, 101, 102]  # the chunk at 50 replays from frame 0 within 60 frames: exact
+    assert warm.max() < 0.15, warm.round(3)
+    assert cold[seams].mean() > 2 * warm[seams].mean() + 0.05, (cold[seams], warm[seams])
+
+
+def test_chunked_video_background_stays_in_step(inputs, ray_local, tmp_path):
+    """A chunk starting at frame N shows background-video frame N, as a single pass does."""
+    from backdrop.process import process_video
+
+    bg = str(inputs / "outdoor.mp4")  # 30 frames: it loops twice under the 60-frame clip
+    single = tmp_path / "single.mp4"
+    process_video(inputs / ROOM, single, background=bg, crf=0, quiet=True, threads=1)
+    out = tmp_path / "out"
+    report = run_batch(str(inputs / ROOM), out, background=bg, crf=0, chunk_seconds=0.5, warmup=5, quiet=True)
+    assert report.items[0].chunks == 3
+    ref = [f.image.astype(np.float32) for f in VideoReader(single)]
+    got = [f.image.astype(np.float32) for f in VideoReader(out / ROOM)]
+    diff = np.array([np.abs(a - b).mean() for a, b in zip(got, ref)])
+    assert len(got) == len(ref) and diff.max() < 1.5, diff.round(2)  # misaligned: about 3
+
+
+def test_identical_inputs_chunked_side_by_side(inputs, ray_local, tmp_path):
+    """Two names, same bytes, both chunked at once: each keeps its own chunk folder."""
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(inputs / ROOM, src / "one.mp4")
+    shutil.copy(inputs / ROOM, src / "sub" / "one.mp4")
+    out = tmp_path / "out"
+    report = run_batch(str(src / "**" / "*.mp4"), out, background="#00b140", chunk_seconds=0.5, quiet=True)
+    assert [(i.rel, i.status, i.chunks) for i in report.items] == [("one.mp4", "done", 3), ("sub/one.mp4", "done", 3)]
+    for rel in ("one.mp4", "sub/one.mp4"):
+        assert timestamps(out / rel) == timestamps(inputs / ROOM)
+    assert_no_leftovers(out)
+
+
+def test_resume_skips_finished_work(inputs, ray_local, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(inputs / "photo.png", src / "photo.png")
+    make_clip(shared_path("clips", "outdoor-seated-640x360.mp4"), src / "outdoor.mp4", 20, (320, 180), audio=False)
+    out = tmp_path / "out"
+
+    def run(bg="#00b140"):
+        return {k: v.status for k, v in by_name(run_batch(str(src), out, background=bg, quiet=True)).items()}
+
+    assert run() == {"photo.png": "done", "outdoor.mp4": "done"}
+    assert run() == {"photo.png": "skipped", "outdoor.mp4": "skipped"}
+    # the input changed (new bytes): only it is redone
+    make_clip(shared_path("clips", "outdoor-seated-640x360.mp4"), src / "outdoor.mp4", 12, (320, 180), audio=False)
+    assert run() == {"photo.png": "skipped", "outdoor.mp4": "done"}
+    assert len(timestamps(out / "outdoor.mp4")) == 12
+    # an output removed by hand is made again
+    (out / "photo.png").unlink()
+    assert run() == {"photo.png": "done", "outdoor.mp4": "skipped"}
+    # different settings: everything is redone
+    assert run("#ff0000") == {"photo.png": "done", "outdoor.mp4": "done"}
+    done = [r["output"] for r in records(out) if r["status"] == "done"]
+    assert sorted(done) == sorted(["photo.png"] * 3 + ["outdoor.mp4"] * 3)
+    assert_no_leftovers(out)
+
+
+def test_killed_worker_file_is_redone(inputs, ray_local, tmp_path, monkeypatch):
+    """The test hook makes the first worker to reach frame 5 die with os._exit (no cleanup, a
+    temp file left behind); Ray retries the task; the output is complete, recorded once, and
+    the dead worker's temp file is gone."""
+    for name, chunk_seconds in (("outdoor.mp4", 0.0), (ROOM, 0.5)):
+        marker = tmp_path / f"crashed-{chunk_seconds}"
+        monkeypatch.setenv(CRASH_ENV, str(marker))
+        out = tmp_path / f"out-{chunk_seconds}"
+        report = run_batch(str(inputs / name), out, background="#00b140", chunk_seconds=chunk_seconds, quiet=True)
+        assert marker.exists(), "the worker did not crash"
+        item = by_name(report)[name]
+        assert item.status == "done", item.reason
+        assert timestamps(out / name) == timestamps(inputs / name)
+        assert [r["status"] for r in records(out)] == ["done"]
+        assert_no_leftovers(out)
+    assert by_name(report)[ROOM].chunks == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_sigterm_mid_batch_then_resume(inputs, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    long = make_clip(shared_path("clips", "talking-room-512x480.mp4"), src / "a.mp4", 100, (256, 240))
+    for n in ("b.mp4", "c.mp4", "d.mp4"):
+        shutil.copy(long, src / n)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "backdrop", "batch", str(src / "*.mp4"), str(out), "-b", "#00b140",
+           "--chunk-seconds", "0"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while time.time() - t0 < 120 and p.poll() is None:
+        if (out / MANIFEST_NAME).exists() and (out / MANIFEST_NAME).read_text().strip():
+            break
+        time.sleep(0.1)
+    assert p.poll() is None, "the batch ended before it could be interrupted"
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    assert "Traceback" not in err and "terminated" in err
+    assert_no_leftovers(out)
+    finished = {r["output"] for r in records(out) if r["status"] == "done"}
+    assert 1 <= len(finished) < 4
+    for name in finished:
+        assert len(timestamps(out / name)) == 100
+    # the rerun does only the rest, and prints the summary table
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    rows = [line.split()[0] for line in proc.stdout.splitlines()[1:-1]]
+    assert rows.count("skipped") == len(finished) and rows.count("done") == 4 - len(finished), proc.stdout
+    assert "[4/4]" in proc.stderr  # progress across the whole batch
+    for n in ("a.mp4", "b.mp4", "c.mp4", "d.mp4"):
+        assert len(timestamps(out / n)) == 100
+    assert_no_leftovers(out)
+
+
+def test_existing_cluster_by_address(inputs, tmp_path):
+    """A local head started with ``ray start --head`` on 127.0.0.1 (token auth on, loopback
+    only), reached as a driver (HOST:PORT) and through Ray Client (ray://HOST:PORT)."""
+    if shutil.which("ray", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("the ray command is not installed")
+    port, client_port = _free_port(), _free_port()
+    temp = tempfile.mkdtemp(prefix="bdray")  # short: Ray's socket paths must fit 107 bytes
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(24).hex(),
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # Ray's switch for loopback-only services
+           # the client server starts a Python process per client; on a busy 2-core machine
+           # that can take longer than Ray's default 30 s
+           "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120"}
+    head_log = open(Path(temp) / "head.log", "wb")
+    head = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", f"--port={port}",
+         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false",
+         f"--ray-client-server-port={client_port}", f"--temp-dir={temp}", "--disable-usage-stats"],
+        stdout=subprocess.DEVNULL, stderr=head_log, env=env, start_new_session=True)
+    try:
+        import grpc  # noqa: F401  (Ray Client, the ray:// form, needs ray[client])
+
+        has_client = True
+    except ImportError:
+        has_client = False
+    try:
+        deadline = time.time() + 90
+        waiting = [port] + ([client_port] if has_client else [])
+        while waiting:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", waiting[0])) == 0:
+                    waiting.pop(0)
+                    continue
+            assert head.poll() is None, (Path(temp) / "head.log").read_text(errors="replace")[-2000:]
+            assert time.time() < deadline, f"the Ray head did not open port {waiting[0]}"
+            time.sleep(0.3)
+        src = tmp_path / "in"
+        src.mkdir()
+        shutil.copy(inputs / ROOM, src / ROOM)
+        shutil.copy(inputs / "photo.png", src / "photo.png")
+        addresses = [f"127.0.0.1:{port}"] + ([f"ray://127.0.0.1:{client_port}"] if has_client else [])
+        for k, address in enumerate(addresses):
+            out = tmp_path / f"out{k}"
+            cmd = [sys.executable, "-m", "backdrop", "batch", str(src), str(out), "-b", "#00b140",
+                   "--chunk-seconds", "0.5", "-q", "--address", address]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+            if proc.returncode == 2 and "Initialization failure from server" in proc.stderr:
+                # Ray Client's per-client server sometimes fails to start under load: once more
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+            assert proc.returncode == 0, (address, proc.stderr[-2000:])
+            assert [line.split()[0] for line in proc.stdout.splitlines()[1:-1]] == ["done", "done"], proc.stdout
+            assert timestamps(out / ROOM) == timestamps(src / ROOM)
+            assert audio_packets(out / ROOM) == audio_packets(src / ROOM)
+            assert_no_leftovers(out)
+    finally:
+        head.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=10)
+        head_log.close()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    """User errors stop the batch before Ray starts: one line, exit 2 (run in-process: fast)."""
+    from backdrop.cli import main
+
+    def run(*args):
+        rc = main(["batch", *args])
+        return subprocess.CompletedProcess(args, rc, "", capsys.readouterr().err)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(shared_path("portraits-soft", "images", "WechatIMG253_2.png"), photos / "p.png")
+    for args, fragment in (((str(empty), str(tmp_path / "o")), "no video or image files"),
+                           ((str(tmp_path / "missing"), str(tmp_path / "o")), "input not found"),
+                           ((str(photos), str(photos)), "output folder is the input folder"),
+                           ((str(photos), str(photos / "p.png")), "must be a folder"),
+                           ((str(photos), str(tmp_path / "o2"), "--background", "nope.jpg"), "background file not found"),
+                           ((str(photos), str(tmp_path / "o3"), "--address", "ray://127.0.0.1:1"), "ray")):
+        proc = run(*args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("backdrop: error:")]
+        assert len(lines) == 1 and fragment in lines[0], proc.stderr
