@@ -114,6 +114,7 @@ class MatteParts:
     small: np.ndarray  # the frame at working size, RGB uint8
     canvas: np.ndarray  # the matte at working size, float32
     skipped: bool = False
+    weight: np.ndarray | None = None  # temporal fusion's weight of the past for this frame
 
 
 def check_frame(frame: np.ndarray) -> np.ndarray:
@@ -204,10 +205,12 @@ class Pipeline:
                 skip = st.still.should_skip(grey)
             if skip:
                 canvas = st.last_canvas
+                weight = None
                 if st.fusion is not None:
                     with self.timer("temporal"):
                         canvas = st.fusion(grey, canvas)
-                return MatteParts(small, canvas, skipped=True)
+                        weight = st.fusion.weight
+                return MatteParts(small, canvas, skipped=True, weight=weight)
         box = st.roi.next_box(w, h) if st.roi is not None else None
         canvas = self._segment(frame, box, (ch, cw))
         if st.roi is not None and box is None:
@@ -228,10 +231,12 @@ class Pipeline:
         if st.still is not None:
             st.still.observe(grey, canvas)
         st.last_canvas = canvas
+        weight = None
         if st.fusion is not None:
             with self.timer("temporal"):
                 canvas = st.fusion(grey, canvas)
-        return MatteParts(small, canvas)
+                weight = st.fusion.weight
+        return MatteParts(small, canvas, weight=weight)
 
     def finish_matte(self, frame: np.ndarray, parts: MatteParts) -> np.ndarray:
         """Refine a working-size matte to the full frame, then steady it where nothing moved."""
@@ -245,7 +250,7 @@ class Pipeline:
                     m = solve_unknown_band(frame, m)
         if self.state.fusion is not None and self.options.refine != "bilinear":
             with self.timer("temporal"):
-                m = self.state.fusion.steady_full(m)
+                m = self.state.fusion.steady_full(m, parts.weight)
         return m
 
     def matte(self, frame: np.ndarray) -> np.ndarray:
@@ -339,7 +344,7 @@ class Pipeline:
                     with self.timer("temporal"):
                         fixed = one_frame_delay(prev_canvas, pt.canvas, parts.canvas)
                     prev_canvas = pt.canvas
-                    pt = MatteParts(pt.small, fixed, pt.skipped)
+                    pt = MatteParts(pt.small, fixed, pt.skipped, pt.weight)
                 else:
                     prev_canvas = pt.canvas
                 matte = self.finish_matte(fr, pt)

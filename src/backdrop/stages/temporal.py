@@ -18,6 +18,9 @@ import cv2
 import numpy as np
 
 
+MOTION_REACH = 0.008  # motion counts this far (fraction of the long side) from where it is seen
+
+
 @dataclass
 class TemporalOptions:
     strength: float = 0.7  # weight of the past where the image is still (0 = off)
@@ -38,7 +41,7 @@ class MotionFusion:
 
     @staticmethod
     def _kernel(shape) -> np.ndarray:
-        r = max(1, round(0.015 * max(shape)))
+        r = max(1, round(MOTION_REACH * max(shape)))
         return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
     def reset(self) -> None:
@@ -63,7 +66,7 @@ class MotionFusion:
         self.prev_grey, self.fused, self.weight = grey, fused.astype(np.float32), w_past
         return self.fused
 
-    def steady_full(self, full: np.ndarray) -> np.ndarray:
+    def steady_full(self, full: np.ndarray, weight: np.ndarray | None) -> np.ndarray:
         """Apply the same motion-gated blend to the full-resolution (refined) matte.
 
         The guided refinement takes its edges from the current frame, so sensor and
@@ -71,7 +74,7 @@ class MotionFusion:
         working-size matte is steady. Blending with the previous refined matte where nothing
         moved removes that; where the image moved the weight is 0 and the new matte is used.
         """
-        prev, w = self.prev_full, self.weight
+        prev, w = self.prev_full, weight
         self.prev_full = full
         if prev is None or w is None or prev.shape != full.shape:
             return full
