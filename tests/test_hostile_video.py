@@ -29,6 +29,7 @@ import pytest
 from PIL import Image
 
 from conftest import shared_path
+from media import make_clip
 
 TIMEOUT = 120
 
@@ -97,40 +98,6 @@ def frame_times(path: Path) -> list[float]:
     from backdrop.io.video import VideoReader
 
     return [round(f.time, 6) for f in VideoReader(path)]
-
-
-def make_clip(src: Path, dst: Path, frames: int, size: tuple[int, int], *, gop: int = 10, audio: bool = True,
-              faststart: bool = False) -> Path:
-    """A short re-encoded copy of a real shared clip (first ``frames`` frames, audio trimmed)."""
-    i = av.open(str(src))
-    v = i.streams.video[0]
-    o = av.open(str(dst), "w", options={"movflags": "+faststart"} if faststart else {})
-    ov = o.add_stream("libx264", rate=v.average_rate)
-    ov.time_base = v.time_base
-    ov.codec_context.time_base = v.time_base
-    ov.width, ov.height = size
-    ov.pix_fmt = "yuv420p"
-    ov.options = {"g": str(gop), "crf": "26", "preset": "veryfast"}
-    a = i.streams.audio[0] if audio and i.streams.audio else None
-    oa = o.add_stream_from_template(a) if a else None
-    end, k = 0.0, 0
-    for f in i.decode(v):
-        if k >= frames:
-            break
-        f = f.reformat(width=size[0], height=size[1])
-        f.pict_type = av.video.frame.PictureType.NONE
-        o.mux(ov.encode(f))
-        end, k = float(f.pts * v.time_base), k + 1
-    o.mux(ov.encode(None))
-    if a:
-        i.seek(0)
-        for p in i.demux(a):
-            if p.pts is not None and p.size and float(p.pts * a.time_base) <= end:
-                p.stream = oa
-                o.mux(p)
-    o.close()
-    i.close()
-    return dst
 
 
 def synth_video(dst: Path, w: int, h: int, n: int = 3, *, pts: list[int] | None = None,

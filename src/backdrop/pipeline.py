@@ -291,9 +291,9 @@ class Pipeline:
                     s = min(1.0, o.work_size / max(h, w))
                     size = (max(1, round(w * s)), max(1, round(h * s)))
                     small = downscale(frame, *size) if s < 1 else frame
-                else:
-                    small = parts.small
-                small_a = downscale(matte, small.shape[1], small.shape[0])
+                    small_a = downscale(matte, small.shape[1], small.shape[0])
+                else:  # the working-size matte is already there: no full-size pass
+                    small, small_a = parts.small, parts.canvas
         if o.decontaminate:
             with self.timer("decontaminate"):
                 fg = decontaminate(frame, small, small_a, matte)
