@@ -93,3 +93,36 @@ class BackgroundWriter:
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+
+class Poller:
+    """Calls :meth:`poll` now and then every ``interval`` seconds on a daemon thread.
+
+    For checks too slow for every frame (scanning /proc, stat-ing a config file). Subclasses
+    implement ``poll``; ``start`` runs it once in the caller's thread first, so the state is
+    known before the first frame; ``close`` stops the thread within one interval.
+    """
+
+    name = "backdrop-poller"
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+
+    def poll(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.poll()
+
+    def start(self):
+        self.poll()
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2)

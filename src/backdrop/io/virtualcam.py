@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -27,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import BackdropError, OutputError
+from .threaded import Poller
 
 log = logging.getLogger(__name__)
 
@@ -108,38 +108,24 @@ def device_readers(device: str | os.PathLike, proc: str | os.PathLike = "/proc")
     return count
 
 
-class ReaderWatch:
+class ReaderWatch(Poller):
     """Polls :func:`device_readers` in a background thread (a /proc scan costs milliseconds,
     too much for every frame). ``active`` is True, False, or None when unknown."""
 
+    name = "backdrop-readers"
+
     def __init__(self, device: str, interval: float = 1.0):
         self.device = device
-        self.interval = interval
         self.active: bool | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="backdrop-readers", daemon=True)
+        super().__init__(interval)
 
-    def _poll(self) -> None:
+    def poll(self) -> None:
         n = device_readers(self.device)
         was = self.active
         self.active = None if n is None else n > 0
         if was is not None and was != self.active:
             log.info("virtual camera %s: %s", self.device,
                      "a reader appeared, processing resumed" if self.active else "no reader, inference paused")
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._poll()
-
-    def start(self) -> "ReaderWatch":
-        self._poll()
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(2)
 
 
 # -- virtual camera -----------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..compose.background import DEFAULT_BLUR, NAMED_COLOURS, parse_background, parse_colour
 from ..errors import BackdropError, OptionError
+from ..io.threaded import Poller
 from ..models import DEFAULT_MODEL, KNOWN_MODELS, load_model
 from ..pipeline import Pipeline, PipelineOptions
 
@@ -402,7 +403,7 @@ def open_control_server(processor: LiveProcessor, port: int, **kw) -> ControlSer
 
 
 # -- watched config file ----------------------------------------------------------------------------
-class ConfigWatcher:
+class ConfigWatcher(Poller):
     """Apply a JSON settings file whenever it changes (polled; no extra dependency).
 
     The file holds the same object as ``POST /settings``. A file that does not parse, or holds a
@@ -413,12 +414,10 @@ class ConfigWatcher:
     def __init__(self, path: Path, processor: LiveProcessor, *, interval: float = 0.5):
         self.path = Path(path).expanduser()
         self.processor = processor
-        self.interval = interval
-        self._stop = threading.Event()
         self._stamp: tuple[float, int] | None = None
         self.applied = 0
         self.errors = 0
-        self._thread = threading.Thread(target=self._run, name="backdrop-config", daemon=True)
+        super().__init__(interval)
 
     def check(self) -> bool:
         """Apply the file if it changed since the last look; True when something was applied."""
@@ -447,19 +446,10 @@ class ConfigWatcher:
         log.info("applied settings from %s", self.path.name)
         return True
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.check()
+    name = "backdrop-config"
 
-    def start(self) -> "ConfigWatcher":
+    def poll(self) -> None:
         self.check()
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(2)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
-import cv2
 import numpy as np
 
 from ..errors import ModelError
