@@ -13,11 +13,9 @@ import argparse
 import glob
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from backdrop import Pipeline, PipelineOptions, load_model
-from backdrop.compose.background import ColourBackground
 from backdrop.io.image import read_image, write_image
 from backdrop.sample import make_background, sample_frames
 
