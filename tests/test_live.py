@@ -311,3 +311,28 @@ def test_live_processor_keeps_memory_flat(pipeline_factory, monkeypatch):
     for _ in range(65):
         proc(frame)
     assert max(len(v) for v in proc.pipeline.timer.samples.values()) <= 20 * 3
+
+
+def test_slide_control_advances_presenter_slides(tmp_path):
+    """Presenter mode live: a control message (or the n/p keys) moves to the next slide."""
+    import cv2
+    import numpy as np
+
+    from backdrop.compose.presenter import PresenterBackground
+    from backdrop.errors import OptionError
+    from backdrop.live.controls import LiveProcessor, key_changes
+    from backdrop.pipeline import Pipeline, PipelineOptions
+
+    for i, colour in enumerate([(0, 0, 255), (255, 0, 0)]):  # BGR on disk: red, then blue
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((90, 160, 3), colour, np.uint8))
+    bg = PresenterBackground(tmp_path, "corner")
+    pipe = Pipeline(background=bg, options=PipelineOptions.raw(), live=True)
+    proc = LiveProcessor(pipeline=pipe)
+    frame = np.full((90, 160, 3), 128, np.uint8)
+    assert proc(frame)[5, 80, 0] > 200  # slide 1 is red (top centre: never the person)
+    proc.update(key_changes("n", proc.settings))
+    assert proc(frame)[5, 80, 2] > 200  # slide 2 is blue
+    proc.update({"slide": "prev"})
+    assert proc(frame)[5, 80, 0] > 200
+    with pytest.raises(OptionError):
+        proc.update({"slide": "sideways"})

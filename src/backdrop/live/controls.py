@@ -39,7 +39,7 @@ from ..pipeline import Pipeline, PipelineOptions
 
 log = logging.getLogger(__name__)
 
-SETTING_KEYS = ("effect", "background", "colour", "color", "blur", "image", "model", "mirror")
+SETTING_KEYS = ("effect", "background", "colour", "color", "blur", "image", "model", "mirror", "slide")
 COLOUR_CYCLE = ["#00b140", "#0047bb", "#ffffff", "#000000", "#808080"]
 TIMER_RESET_FRAMES = 600  # Pipeline.timer keeps every sample; a live stream trims it regularly
 
@@ -113,7 +113,8 @@ def apply_changes(current: LiveSettings, changes: Mapping[str, Any], *, allow_fi
 
     Keys: ``effect`` (bool), ``background`` (spec), ``colour``/``color`` (``#rrggbb`` or a name),
     ``blur`` (strength in (0, 100]), ``image`` (a file path, or an upload id on the web),
-    ``model``, ``mirror`` (bool). ``allow_files=False`` (the web) refuses file paths and model
+    ``model``, ``mirror`` (bool), ``slide`` (``next``/``prev`` or a step: presenter mode, an
+    action rather than a setting, see :func:`slide_step`). ``allow_files=False`` (the web) refuses file paths and model
     files: a browser may only pick colours, blur, its own uploads and the known model names.
     """
     if not isinstance(changes, Mapping):
@@ -123,6 +124,8 @@ def apply_changes(current: LiveSettings, changes: Mapping[str, Any], *, allow_fi
         raise OptionError(f"unknown setting {str(unknown[0])[:40]!r}: use {', '.join(SETTING_KEYS[:3])}, "
                           f"{', '.join(SETTING_KEYS[4:])}")
     new = current
+    if "slide" in changes:
+        slide_step(changes["slide"])  # validated here, acted on by LiveProcessor.update
     if "effect" in changes:
         new = replace(new, effect=_check_bool("effect", changes["effect"]))
     if "mirror" in changes:
@@ -169,6 +172,15 @@ def _check_background(spec: str, allow_files: bool, known_uploads, image_only: b
     return spec
 
 
+def slide_step(value: Any) -> int:
+    """``next`` -> +1, ``prev`` -> -1, or a small whole number of slides to move."""
+    if value in ("next", "prev"):
+        return 1 if value == "next" else -1
+    if isinstance(value, int) and not isinstance(value, bool) and -1000 <= value <= 1000:
+        return value
+    raise OptionError(f"slide must be 'next', 'prev' or a whole number, got {str(value)[:40]!r}")
+
+
 class LiveProcessor:
     """A low-latency Pipeline plus runtime settings, safe to update from another thread.
 
@@ -212,6 +224,8 @@ class LiveProcessor:
             base = self._target
         new = apply_changes(base, changes, allow_files=self.allow_files, known_uploads=self.known_uploads)
         pending: dict[str, Any] = {}
+        if "slide" in changes:
+            pending["slide"] = slide_step(changes["slide"])
         if new.background != base.background:
             pending["background"] = parse_background(self.resolve(new.background))
         if new.model != base.model:
@@ -220,6 +234,8 @@ class LiveProcessor:
             old = self._pending
             if "background" in pending and "background" in old:
                 old.pop("background").close()
+            if "slide" in pending and "slide" in old:
+                pending["slide"] += old.pop("slide")
             old.update(pending)
             self._target = new
         return new
@@ -235,6 +251,8 @@ class LiveProcessor:
         if "segmenter" in pending:
             self.pipeline.segmenter = pending["segmenter"]
             self.pipeline.reset()
+        if "slide" in pending and hasattr(self.pipeline.background, "advance"):
+            self.pipeline.background.advance(pending["slide"])
         self.settings = target
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
@@ -270,7 +288,7 @@ class LiveProcessor:
 
 # -- keyboard ---------------------------------------------------------------------------------
 KEY_HELP = ("keys: space/e effect on/off, b blur, +/- blur strength, c next colour, "
-            "m mirror, q/Esc quit")
+            "m mirror, n/p next/previous slide (presenter), q/Esc quit")
 
 
 def key_changes(key: str, settings: LiveSettings) -> dict[str, Any] | str | None:
@@ -282,6 +300,8 @@ def key_changes(key: str, settings: LiveSettings) -> dict[str, Any] | str | None
         return {"effect": not settings.effect}
     if key == "m":
         return {"mirror": not settings.mirror}
+    if key in ("n", "p"):
+        return {"slide": "next" if key == "n" else "prev"}
     if key == "b":
         return {"blur": value if kind == "blur" else DEFAULT_BLUR, "effect": True}
     if key in ("+", "=", "-", "_"):
