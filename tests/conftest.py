@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -51,3 +52,17 @@ def segmenter():
 @pytest.fixture(scope="session")
 def portrait_pairs():
     return load_pairs("portraits-soft")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB tmpfs, to fill the output disk mid-write (needs root to mount; skips otherwise)."""
+    mnt = tmp_path / "small-disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)

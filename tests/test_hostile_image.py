@@ -287,17 +287,6 @@ def test_non_ascii_paths_and_folder_mode(tmp_path, photo):
         assert im.mode == "RGBA" and im.size == (512, 512)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    mnt = tmp_path / "small-disk"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
 
 
 def test_disk_full_image(tmp_path, photo, small_disk):

@@ -393,17 +393,6 @@ def test_non_ascii_and_space_paths(clips, tmp_path):
 
 # -- the output disk fills up -------------------------------------------------------------------
 
-@pytest.fixture
-def small_disk(tmp_path):
-    mnt = tmp_path / "small-disk"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
 
 
 def fill(mnt: Path, leave: int) -> None:

@@ -301,7 +301,7 @@ def bare_transcode(clip: Path, dst: Path, *, crf: int = 20, preset: str = "veryf
             writer.close()
         except BaseException:
             if writer is not None:
-                writer.abort()
+                writer.discard()
             raise
         finally:
             reader.close()

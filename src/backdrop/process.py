@@ -97,10 +97,7 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
                     except BaseException:  # the first error is the one to report
                         pass
                 if writer is not None:
-                    try:
-                        writer.abort()
-                    except OutputError:
-                        pass
+                    writer.discard()
                 raise
     finally:
         reader.close()

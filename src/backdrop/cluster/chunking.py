@@ -241,10 +241,7 @@ def render_chunk(src: Path, dst: Path, chunk: Chunk, all_pts: list[int], pipe: A
                 writer.close()
             except BaseException:
                 if writer is not None:
-                    try:
-                        writer.abort()
-                    except OutputError:
-                        pass
+                    writer.discard()
                 raise
     finally:
         reader.close()

@@ -25,19 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
+from ..hashing import sha256_file  # noqa: F401  (re-exported for ray_batch)
 
 MANIFEST_NAME = ".backdrop-manifest.jsonl"
 LOCK_NAME = ".backdrop-batch.lock"
 WORK_NAME = ".backdrop-work"
 FORMAT_VERSION = 1
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def settings_hash(settings: dict[str, Any]) -> str:

@@ -387,6 +387,14 @@ class VideoWriter:
                 raise OutputError(f"cannot finish {self.path.name}: {_short(exc)}") from None
             self.container = None
 
+    def discard(self) -> None:
+        """Abort because the job already failed: the output is thrown away, so an error while
+        closing it would only hide the first one and is not reported."""
+        try:
+            self.abort()
+        except OutputError:
+            pass
+
 
 class _AudioCopier:
     """Copies the audio of a source file into an output container, in time order.

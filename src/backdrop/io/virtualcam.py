@@ -314,10 +314,7 @@ class FileSink:
 
     def abort(self) -> None:
         if self.writer is not None:
-            try:
-                self.writer.abort()
-            except OutputError:
-                pass
+            self.writer.discard()
             self.writer = None
         if self.tmp is not None:
             self.tmp.unlink(missing_ok=True)

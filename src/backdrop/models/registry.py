@@ -26,6 +26,7 @@ from pathlib import Path
 from platformdirs import user_cache_dir
 
 from ..errors import ModelError
+from ..hashing import sha256_file
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,7 @@ def model_dir() -> Path:
     return Path(env) if env else Path(user_cache_dir("backdrop")) / "models"
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_of = sha256_file
 
 
 def cached_path(name: str) -> Path:
