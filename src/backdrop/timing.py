@@ -6,7 +6,7 @@ import time
 from collections import defaultdict, deque
 from contextlib import contextmanager
 
-import numpy as np
+from .stats import summary_ms
 
 
 MAX_SAMPLES = 10_000
@@ -31,12 +31,7 @@ class StageTimer:
 
     def summary(self) -> dict[str, dict[str, float]]:
         """ms/frame per stage: min, median, p95, mean and the number of samples."""
-        out = {}
-        for stage, values in self.samples.items():
-            a = np.asarray(values, dtype=np.float64)
-            out[stage] = {"min": float(a.min()), "median": float(np.median(a)),
-                          "p95": float(np.percentile(a, 95)), "mean": float(a.mean()), "n": int(a.size)}
-        return out
+        return {stage: summary_ms(values) for stage, values in self.samples.items()}
 
     def reset(self) -> None:
         self.samples.clear()

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..stats import percentile, recent_fps
+
 log = logging.getLogger(__name__)
 
 
@@ -143,8 +145,8 @@ class LiveStats:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            lat = np.asarray(self._latency, dtype=np.float64)
-            proc = np.asarray(self._process, dtype=np.float64)
+            lat = list(self._latency)
+            proc = list(self._process)
             times = list(self._times)
             out = {
                 "captured": self.captured, "processed": self.processed, "output": self.output,
@@ -152,12 +154,10 @@ class LiveStats:
                 "dropped_before_processing": self.dropped_before_processing,
                 "dropped_before_output": self.dropped_before_output,
             }
-        recent = [t for t in times if t >= times[-1] - 2.0] if times else []
-        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 2 and recent[-1] > recent[0] else 0.0
-        out["fps"] = round(fps, 2)
-        out["latency_ms_p50"] = round(float(np.percentile(lat, 50)), 2) if lat.size else None
-        out["latency_ms_p95"] = round(float(np.percentile(lat, 95)), 2) if lat.size else None
-        out["process_ms_p50"] = round(float(np.percentile(proc, 50)), 2) if proc.size else None
+        out["fps"] = round(recent_fps(times, window=2.0), 2)
+        out["latency_ms_p50"] = percentile(lat, 50, ndigits=2)
+        out["latency_ms_p95"] = percentile(lat, 95, ndigits=2)
+        out["process_ms_p50"] = percentile(proc, 50, ndigits=2)
         out["seconds"] = round(time.perf_counter() - self.started, 2)
         return out
 

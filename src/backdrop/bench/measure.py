@@ -1,0 +1,135 @@
+"""The timed runs of ``backdrop bench``: decode alone, bare transcode, end to end, live latency.
+
+Each function takes a clip file and returns plain numbers; none of them knows about sizes, the
+configuration or how results are printed (see :mod:`.runner` and :mod:`.report`). The bare
+transcode uses the very reader and writer of ``backdrop video`` so that ``e2e / transcode``
+compares the pipeline with the practical limit of moving the same video.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.video import VideoReader, VideoWriter
+from ..pipeline import Pipeline
+from ..stats import stats_ms
+
+WARMUP_FRAMES = 3
+
+
+def time_decode(clip: Path) -> dict[str, Any]:
+    """ms/frame of the VideoReader iteration alone (demux, decode, RGB conversion, rotation)."""
+    samples: list[float] = []
+    reader = VideoReader(clip)
+    t = time.perf_counter()
+    for _ in reader:
+        now = time.perf_counter()
+        samples.append((now - t) * 1000.0)
+        t = time.perf_counter()
+    return stats_ms(samples)
+
+
+def _as_kind(img: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "rgba":
+        return np.dstack([img, np.full(img.shape[:2], 255, np.uint8)])
+    if kind == "gray":
+        return np.ascontiguousarray(img[..., 1])
+    return img
+
+
+def output_suffix(kind: str) -> str:
+    return ".mov" if kind == "rgba" else ".mp4"
+
+
+def bare_transcode(clip: Path, dst: Path, *, crf: int = 20, preset: str = "veryfast", kind: str = "rgb",
+                   keep_audio: bool = True, limit: int | None = None) -> dict[str, Any]:
+    """Decode and re-encode ``clip`` with the reader and writer ``backdrop video`` uses, no pipeline.
+
+    Same CRF/preset/container, same timestamps, audio copied the same way; ``kind`` matches the
+    pipeline's output (an opaque alpha or a grey plane is added so the encoder is the same).
+    ``limit`` stops after that many frames (for warming up, not for measuring).
+    """
+    from ..io.atomic import atomic_output
+
+    reader = VideoReader(clip)
+    t0 = time.perf_counter()
+    frames = 0
+    with atomic_output(dst) as tmp:
+        writer = None
+        try:
+            for item in reader:
+                if limit is not None and frames >= limit:
+                    break
+                if writer is None:
+                    h, w = item.image.shape[:2]
+                    writer = VideoWriter(tmp, width=w, height=h, rate=reader.rate, time_base=reader.time_base,
+                                         kind=kind, crf=crf, preset=preset, suffix=Path(dst).suffix,
+                                         audio_from=clip if keep_audio and reader.has_audio else None)
+                writer.write(_as_kind(item.image, kind), item.pts)
+                frames += 1
+            if writer is None:
+                raise InputError(f"video has no decodable frames: {Path(clip).name}")
+            writer.close()
+        except BaseException:
+            if writer is not None:
+                writer.discard()
+            raise
+        finally:
+            reader.close()
+    seconds = time.perf_counter() - t0
+    return {"frames": frames, "seconds": seconds, "fps": frames / seconds if seconds else 0.0}
+
+
+def warm_up(pipe: Pipeline, clip: Path, n: int = WARMUP_FRAMES) -> None:
+    """Run a few frames so one-off costs (allocations, delegate set-up) are not in the numbers."""
+    reader = VideoReader(clip)
+    try:
+        for i, f in enumerate(reader):
+            if i >= n:
+                break
+            pipe(f.image)
+    finally:
+        reader.close()
+    pipe.reset()
+    pipe.timer.reset()
+
+
+def end_to_end(clip: Path, dst: Path, pipe: Pipeline, *, crf: int = 20, preset: str = "veryfast",
+               keep_audio: bool = True) -> dict[str, Any]:
+    """``process_video`` on ``clip`` with ``pipe`` (the ``backdrop video`` path), timer reset first."""
+    from ..process import process_video
+
+    pipe.reset()
+    pipe.timer.reset()
+    stats = process_video(clip, dst, pipeline=pipe, crf=crf, preset=preset, quiet=True, keep_audio=keep_audio)
+    return {"frames": int(stats["frames"]), "seconds": float(stats["seconds"]), "fps": float(stats["fps"]),
+            "inferences": int(stats.get("inferences", 0)),
+            "skipped_fraction": float(stats.get("skipped_fraction", 0.0))}
+
+
+def live_latency(clip: Path, pipe: Pipeline, limit: int | None = None) -> dict[str, Any]:
+    """Time from a frame entering a live pipeline (``pipe(frame)``) to its composite leaving it."""
+    pipe.reset()
+    pipe.timer.reset()
+    reader = VideoReader(clip)
+    samples: list[float] = []
+    try:
+        for i, f in enumerate(reader):
+            if limit is not None and i >= limit:
+                break
+            img = f.image
+            t0 = time.perf_counter()
+            out = pipe(img)
+            samples.append((time.perf_counter() - t0) * 1000.0)
+            if out is None:  # pragma: no cover - a live pipeline must answer every frame
+                raise RuntimeError("live pipeline returned no composite")
+    finally:
+        reader.close()
+    s = stats_ms(samples)
+    return {"p50_ms": s["median"], "p95_ms": s["p95"], "min_ms": s["min"], "mean_ms": s["mean"],
+            "frames": s["n"], "max_fps": 1000.0 / s["median"] if s["median"] else 0.0}
