@@ -1,0 +1,77 @@
+"""The server's settings and limits, in one place with no heavy imports.
+
+:class:`ServerConfig` is what ``backdrop serve`` maps its flags onto; the constants are the caps
+that keep a hostile client from choosing our memory or CPU bill. Every other module of the
+server reads them from here, so a limit is stated once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackdropError, OptionError
+
+STATIC_DIR = Path(__file__).with_name("static")
+MAX_OFFER_BYTES = 64 * 1024        # an SDP offer is a few KB
+MAX_TEXT_MESSAGE = 16 * 1024       # data-channel JSON messages (settings are tiny)
+MAX_UPLOADS_PER_PEER = 4
+INBOX_SIZE = 256                   # data-channel messages waiting per peer (upload chunks included)
+UPLOAD_STALL_SECONDS = 30.0
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "application/javascript; charset=utf-8",
+                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
+                 ".ico": "image/x-icon"}
+UPLOAD_TYPES = {  # declared MIME type -> kind; the content is sniffed and decoded regardless
+    "image/jpeg": "image", "image/png": "image", "image/webp": "image",
+    "video/mp4": "video", "video/webm": "video",
+}
+
+
+class ServeError(BackdropError):
+    """The server cannot start (port in use, bad certificate, missing extra)."""
+
+
+@dataclass
+class ServerConfig:
+    """Every knob of the server; ``backdrop serve`` maps its flags 1:1 onto these."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_peers: int = 4
+    max_viewers: int = 16
+    max_upload_bytes: int = 8 * 1024 * 1024
+    background: str = "blur"
+    model: str | None = None
+    threads: int | None = None
+    connect_timeout: float = 20.0     # offer answered -> connected
+    idle_timeout: float = 10.0        # connected, but no video frame for this long -> dropped
+    loopback_ice: bool | None = None  # None: only when ``host`` is a loopback address
+    certfile: str | None = None
+    keyfile: str | None = None
+    marker_rows: int = 0              # measurement aid: copy the input's top rows to the output
+    max_frame_pixels: int = 3840 * 2160  # larger incoming frames are scaled down before processing
+    options: Any = None               # PipelineOptions for every peer (None: the defaults)
+
+    def validate(self) -> "ServerConfig":
+        if not 1 <= self.max_peers <= 256:
+            raise OptionError(f"--max-peers must be between 1 and 256, got {self.max_peers}")
+        if not 0 <= self.max_viewers <= 1024:
+            raise OptionError(f"--max-viewers must be between 0 and 1024, got {self.max_viewers}")
+        if not 1024 <= self.max_upload_bytes <= 512 * 1024 * 1024:
+            raise OptionError("--max-upload-mb must be between 0.001 and 512")
+        if not 0 <= self.port <= 65535:
+            raise OptionError(f"--port must be between 0 and 65535, got {self.port}")
+        if bool(self.certfile) != bool(self.keyfile):
+            raise OptionError("--cert and --key go together")
+        if self.background.strip().lower() == "transparent":
+            raise OptionError("a live stream has no alpha channel: use a colour, blur or an image")
+        return self
+
+    @property
+    def loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host == "localhost"

@@ -1,0 +1,60 @@
+"""What goes over HTTP: the refusal type, the JSON reply and the check of an offer's body.
+
+Hostile input is expected: a malformed ``POST /offer`` or ``/view`` becomes a :class:`ClientError`
+(a 4xx with a one-line message), never a 500. Kept apart from the app so it is testable without
+aiohttp or aiortc.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .config import MAX_OFFER_BYTES
+
+
+class ClientError(Exception):
+    """A request or message from a client that is refused; ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def json_response(obj: Any, status: int = 200):
+    from aiohttp import web
+
+    return web.json_response(obj, status=status, headers={"Cache-Control": "no-store"})
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:limit]
+
+
+def check_offer_body(raw: bytes) -> tuple[str, str]:
+    """Validate the body of ``POST /offer`` or ``/view``: JSON ``{sdp, type: "offer"}``."""
+    if not raw:
+        raise ClientError('empty body: POST JSON {"sdp": ..., "type": "offer"}')
+    if len(raw) > MAX_OFFER_BYTES:
+        raise ClientError(f"offer too large ({len(raw)} bytes, limit {MAX_OFFER_BYTES})", 413)
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..." nesting
+        raise ClientError('body is not JSON: POST {"sdp": ..., "type": "offer"}') from None
+    if not isinstance(body, dict):
+        raise ClientError('body must be a JSON object {"sdp": ..., "type": "offer"}')
+    sdp, kind = body.get("sdp"), body.get("type")
+    if kind != "offer":
+        raise ClientError(f'"type" must be "offer", got {str(kind)[:20]!r}')
+    if not isinstance(sdp, str) or not sdp.strip():
+        raise ClientError('"sdp" must be a non-empty string')
+    if not sdp.lstrip().startswith("v=0"):
+        raise ClientError('"sdp" is not a session description (it must start with v=0)')
+    if "\x00" in sdp:
+        raise ClientError('"sdp" contains a NUL byte')
+    lines = sdp.replace("\r\n", "\n").split("\n")
+    media = [ln.split()[0][2:] for ln in lines if ln.startswith("m=") and ln.split()]
+    if media.count("video") > 1 or media.count("audio") > 1 or media.count("application") > 1 or len(media) > 3:
+        raise ClientError("the offer may carry one video track, one audio track and one data channel")
+    return sdp, kind
