@@ -69,6 +69,66 @@ def test_file_camera_loops_and_resizes(shared, tmp_path):
     assert np.abs(cv2.resize(frames[1], (320, 180)).astype(int) - got[4].astype(int)).mean() < 6
 
 
+ROOM = ("clips", "talking-room-512x480.mp4")  # 16:15, far from the 16:9 a camera is asked for
+
+
+def test_file_camera_covers_instead_of_stretching(shared):
+    """A 512x480 clip asked for at 1280x720 is scaled to cover and centre-cropped, as a webcam
+    would, not stretched 2.5x wide and 1.5x high."""
+    from backdrop.compose.background import cover_resize
+
+    src = [f.image for _, f in zip(range(3), VideoReader(shared_path(*ROOM)))]
+    assert src[0].shape == (480, 512, 3)
+    cam = open_camera(shared_path(*ROOM), width=1280, height=720, realtime=False, limit=3)
+    assert cam.size == (1280, 720)
+    got = [cam.read() for _ in range(3)]
+    for frame, img in zip(src, got):
+        assert img.shape == (720, 1280, 3)
+        want = cover_resize(frame, 1280, 720)
+        assert np.abs(img.astype(int) - want.astype(int)).mean() < 2
+        stretched = cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_LINEAR)
+        assert np.abs(img.astype(int) - stretched.astype(int)).mean() > 8  # the test tells them apart
+    # a smaller, taller ask crops the sides instead
+    cam = open_camera(shared_path(*ROOM), width=240, height=320, realtime=False, limit=1)
+    img = cam.read()
+    assert img.shape == (320, 240, 3)
+    assert np.abs(img.astype(int) - cover_resize(src[0], 240, 320).astype(int)).mean() < 3
+
+
+def _disc_clip(path: Path, frames: int = 4) -> Path:
+    """The real 512x480 room clip with a solid magenta disc (radius 100) drawn in the middle."""
+    from media import write_video
+
+    imgs = [f.image.copy() for _, f in zip(range(frames), VideoReader(shared_path(*ROOM)))]
+    for img in imgs:
+        cv2.circle(img, (256, 240), 100, (255, 0, 255), -1, lineType=cv2.LINE_AA)
+    return write_video(path, imgs, fps=25, audio=False)
+
+
+def _disc_box(img: np.ndarray) -> tuple[int, int]:
+    """Width and height of the magenta region."""
+    px = img.astype(int)
+    mask = (px[..., 0] > 200) & (px[..., 2] > 200) & (px[..., 1] < 60)
+    ys, xs = np.nonzero(mask)
+    assert len(xs) > 1000, "disc not found"
+    return int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def test_camera_command_keeps_a_file_cameras_aspect(shared, tmp_path):
+    """End to end: ``backdrop camera --device clip.mp4`` (effect off, recorded) shows a round
+    disc as round at the 16:9 size asked for, scaled by the cover factor."""
+    clip = _disc_clip(tmp_path / "disc.mp4")
+    out = tmp_path / "rec.mp4"
+    res = run_cli("camera", "--device", clip, "--width", "640", "--height", "360", "--output", out,
+                  "--frames", "3", "--no-effect", "--stats", "0", "--quiet")
+    assert res.returncode == 0, res.stderr
+    frames = [f.image for f in VideoReader(out)]
+    assert len(frames) == 3 and frames[0].shape == (360, 640, 3)
+    w, h = _disc_box(frames[-1])
+    assert abs(w / h - 1) < 0.06, (w, h)  # stretched it would be 1.25 / 0.75 = 1.67 wide
+    assert abs(w - 201 * 1.25) < 10, (w, h)  # cover scale: max(640/512, 360/480) = 1.25
+
+
 def test_missing_camera_is_a_clear_error(tmp_path):
     with pytest.raises(CameraError, match="not found or busy"):
         open_camera("/dev/video97")
@@ -132,6 +192,19 @@ def test_cli_missing_camera_is_one_line():
     res = run_cli("camera", "--device", "/dev/video93", "--no-virtual", "--output", "/tmp/never.mp4")
     assert "camera /dev/video93 not found" in error_line(res)
     assert not Path("/tmp/never.mp4").exists()
+
+
+@pytest.mark.parametrize("device,quiet", [("/dev/video99", False), ("99", False), ("99", True)])
+def test_cli_missing_camera_stderr_is_exactly_the_error_line(device, quiet, tmp_path):
+    """Nothing but our one line: no TFLite INFO line, no OpenCV ``[ WARN ]`` lines from the
+    V4L2 backend (an index goes through cv2.VideoCapture; a missing path is caught before)."""
+    out = tmp_path / "never.mp4"
+    res = run_cli("camera", "--device", device, "--no-virtual", "--output", out, *(["--quiet"] if quiet else []))
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("backdrop: error:"), res.stderr
+    assert "not found or busy" in lines[0]
+    assert not out.exists()
 
 
 def test_device_readers_sees_another_process_holding_the_device(tmp_path):

@@ -7,17 +7,23 @@ RGB uint8 HxWx3 frame (or None when a file-backed source ends):
   API elsewhere) or, with ``backend="pyav"``, FFmpeg's v4l2/avfoundation/dshow input;
 - a video file (``clip.mp4``) or ``file:clip.mp4``: :class:`FileCamera`, which plays the file at
   its own frame rate like a camera would (frames are produced on time whether or not anybody
-  keeps up), so the live loop sees real frames and real timing without hardware.
+  keeps up), so the live loop sees real frames and real timing without hardware. Asked for
+  another size (``--width``/``--height``), it scales to cover and centre-crops like a webcam
+  would, never stretching (see :func:`cover_crop`).
 
 Cameras buffer frames in the driver; every buffered frame is latency. OpenCV's buffer is set to
-one frame where the backend allows. Nothing here knows about mattes.
+one frame where the backend allows. OpenCV's own log lines (``[ WARN:0@0.2] global
+cap_v4l.cpp ... can't open camera by index``) are silenced around every capture call: a missing
+or busy camera is reported once, as a :class:`CameraError`. Nothing here knows about mattes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -32,6 +38,55 @@ log = logging.getLogger(__name__)
 
 class CameraError(InputError):
     """The camera is missing, busy, or does not deliver frames."""
+
+
+_CV_LOG = getattr(getattr(cv2, "utils", None), "logging", None)
+_cv_log_lock = threading.Lock()
+_cv_quiet_depth = 0
+_cv_saved_level = None
+
+
+@contextlib.contextmanager
+def opencv_silenced():
+    """Silence OpenCV's logger (process-wide) inside the block, then restore its level.
+
+    OpenCV's videoio backends report a missing device as ``[ WARN ]`` lines on stderr before
+    ``VideoCapture`` returns; the caller turns that into one clear error instead. Nested and
+    concurrent blocks are counted, so the level comes back only when the last one ends.
+    (``OPENCV_LOG_LEVEL`` would work too, but only if set before cv2 is first imported.)
+    """
+    global _cv_quiet_depth, _cv_saved_level
+    if _CV_LOG is None:  # pragma: no cover - every supported OpenCV build has cv2.utils.logging
+        yield
+        return
+    with _cv_log_lock:
+        _cv_quiet_depth += 1
+        if _cv_quiet_depth == 1:
+            _cv_saved_level = _CV_LOG.setLogLevel(_CV_LOG.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        with _cv_log_lock:
+            _cv_quiet_depth -= 1
+            if _cv_quiet_depth == 0 and _cv_saved_level is not None:
+                _CV_LOG.setLogLevel(_cv_saved_level)
+                _cv_saved_level = None
+
+
+def cover_crop(src_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The centred ``(x, y, w, h)`` part of a ``src_size`` frame that has the aspect of ``size``.
+
+    Scaling that part to ``size`` is a *cover* resize: the frame is filled, the aspect is kept,
+    and what sticks out is cropped. This is what a webcam does when asked for another aspect
+    (a 4:3 sensor delivering 1280x720 crops top and bottom); stretching would make faces wide or
+    thin, and padding would put black bars into the scene that the matte would then treat as
+    part of the room. Conferencing apps expect a full frame, so the fake camera crops too.
+    """
+    w, h = src_size
+    tw, th = size
+    scale = max(tw / w, th / h)
+    cw, ch = min(w, max(1, round(tw / scale))), min(h, max(1, round(th / scale)))
+    return (w - cw) // 2, (h - ch) // 2, cw, ch
 
 
 def _list_video_devices() -> list[str]:
@@ -96,8 +151,16 @@ class FileCamera:
             return self._next_image()
         self._decoded += 1
         if self.size_override and (img.shape[1], img.shape[0]) != self.size_override:
-            img = cv2.resize(img, self.size_override, interpolation=cv2.INTER_LINEAR)
+            img = self._fit(img)
         return img
+
+    def _fit(self, img: np.ndarray) -> np.ndarray:
+        """Cover-resize to ``size_override``: keep the aspect, crop the overflow (see :func:`cover_crop`)."""
+        tw, th = self.size_override
+        x, y, w, h = cover_crop((img.shape[1], img.shape[0]), (tw, th))
+        part = img[y:y + h, x:x + w]
+        interp = cv2.INTER_AREA if w > tw else cv2.INTER_LINEAR
+        return cv2.resize(part, (tw, th), interpolation=interp)
 
     def read(self) -> np.ndarray | None:
         if self.limit is not None and self._index >= self.limit:
@@ -143,27 +206,28 @@ class OpenCVCamera:
         api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
         if isinstance(device, str) and not os.path.exists(device):
             raise CameraError(_missing_camera_message(device))
-        self.cap = cv2.VideoCapture(device, api)
-        if not self.cap.isOpened():
-            self.cap.release()
-            raise CameraError(_missing_camera_message(self.name))
-        # a compressed format is needed for 720p/1080p at 30 fps over USB 2
-        if fourcc and (width or 0) * (height or 0) > 640 * 480:
-            self.cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
-        if width:
-            self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, int(width))
-        if height:
-            self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, int(height))
-        if fps:
-            self.cap.set(cv2.CAP_PROP_FPS, float(fps))
-        self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-        ok, first = self.cap.read()
-        if not ok or first is None:
-            self.cap.release()
-            raise CameraError(f"camera {self.name} opened but delivers no frames (in use by another app?)")
+        with opencv_silenced():
+            self.cap = cv2.VideoCapture(device, api)
+            if not self.cap.isOpened():
+                self.cap.release()
+                raise CameraError(_missing_camera_message(self.name))
+            # a compressed format is needed for 720p/1080p at 30 fps over USB 2
+            if fourcc and (width or 0) * (height or 0) > 640 * 480:
+                self.cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
+            if width:
+                self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, int(width))
+            if height:
+                self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, int(height))
+            if fps:
+                self.cap.set(cv2.CAP_PROP_FPS, float(fps))
+            self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+            ok, first = self.cap.read()
+            if not ok or first is None:
+                self.cap.release()
+                raise CameraError(f"camera {self.name} opened but delivers no frames (in use by another app?)")
+            self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or fps or 30.0)
         self._first: np.ndarray | None = first
         self.height, self.width = first.shape[:2]
-        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or fps or 30.0)
         if (width and width != self.width) or (height and height != self.height):
             log.warning("camera %s gives %dx%d, not the %sx%s asked for", self.name, self.width, self.height,
                         width, height)
@@ -178,7 +242,8 @@ class OpenCVCamera:
             bgr, self._first = self._first, None
         else:
             while True:  # a few failed grabs happen (USB hiccups); many in a row mean it is gone
-                ok, bgr = self.cap.read()
+                with opencv_silenced():
+                    ok, bgr = self.cap.read()
                 if ok and bgr is not None:
                     self._failures = 0
                     break
@@ -191,7 +256,8 @@ class OpenCVCamera:
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:
-        self.cap.release()
+        with opencv_silenced():
+            self.cap.release()
 
     def describe(self) -> str:
         return f"camera {self.name} {self.width}x{self.height}@{self.fps:g}"

@@ -2,11 +2,24 @@
 
 ``ai-edge-litert`` is the maintained successor of ``tflite-runtime``; its interpreter applies
 the XNNPACK delegate by default, and ``num_threads`` sets its thread pool.
+
+Creating the interpreter makes the TFLite C++ runtime write
+``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` straight to file descriptor 2, on
+every run, ``--quiet`` or not. Python logging never sees it, and LiteRT has no switch for it:
+``TF_CPP_MIN_LOG_LEVEL`` (and the other variables tried) do not reach the TFLite minimal logger
+in ai-edge-litert 2.x, and ``tflite::LoggerOptions::SetMinimumLogSeverity`` is not exported by
+its shared libraries. So :func:`_native_stderr_filtered` points fd 2 at a temporary file while
+the interpreter is built and then writes back everything except the known noise lines, so a
+real error the runtime prints in that window still reaches the user.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +27,61 @@ import numpy as np
 from ..errors import ModelError
 from .base import Segmenter
 from .spec import ModelSpec
+
+
+#: lines the runtime prints on every interpreter creation; anything else is passed through
+_NOISE = (
+    b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+    b"INFO: Initialized TensorFlow Lite runtime.",
+)
+_STDERR_LOCK = threading.Lock()  # fd 2 is process-wide: one redirection at a time
+
+
+@contextlib.contextmanager
+def _native_stderr_filtered(fd: int = 2):
+    """Capture what native code writes to ``fd`` (stderr) in this block; re-emit all but noise.
+
+    The captured text is written back when the block ends, also when it raises. Python threads
+    that write to stderr meanwhile are captured too and written back (late, but not lost). If
+    fd 2 is closed or cannot be duplicated, nothing is redirected.
+    """
+    with _STDERR_LOCK:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()  # what Python already buffered belongs before the window
+        saved = None
+        try:
+            saved = os.dup(fd)
+            tmp = tempfile.TemporaryFile()
+        except OSError:
+            if saved is not None:
+                os.close(saved)
+            yield
+            return
+        try:
+            os.dup2(tmp.fileno(), fd)
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            try:
+                tmp.seek(0)
+                _write_all(fd, _without_noise(tmp.read()))
+            finally:
+                tmp.close()
+
+
+def _without_noise(data: bytes) -> bytes:
+    kept = b"".join(ln for ln in data.splitlines(keepends=True) if ln.rstrip(b"\r\n") not in _NOISE)
+    return kept + b"\n" if kept and not kept.endswith(b"\n") else kept
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    with contextlib.suppress(OSError):
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def _interpreter_class():
@@ -31,8 +99,9 @@ class LiteRTSegmenter(Segmenter):
         Interpreter = _interpreter_class()
         threads = threads or min(4, os.cpu_count() or 1)
         try:
-            self._it = Interpreter(model_path=str(path), num_threads=int(threads))
-            self._it.allocate_tensors()
+            with _native_stderr_filtered():
+                self._it = Interpreter(model_path=str(path), num_threads=int(threads))
+                self._it.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load {path}: {str(exc).splitlines()[0]}") from None
         inp = self._it.get_input_details()[0]
