@@ -16,10 +16,10 @@ from typing import Any
 from tqdm import tqdm
 
 from .errors import InputError, OutputError
-from .io.atomic import atomic_output, check_output_path
+from .io.atomic import check_output_path
 from .io.image import IMAGE_SUFFIXES, read_image, write_image
-from .io.threaded import BackgroundWriter, prefetch
-from .io.video import VIDEO_SUFFIXES, VideoReader, VideoWriter
+from .io.transcode import EncodeSettings, transcode
+from .io.video import VIDEO_SUFFIXES, VideoReader, validate_encoder_options
 from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
     statistics: frames, seconds, frames/s, inferences, skipped fraction.
     """
     src, dst = Path(src), Path(dst)
+    validate_encoder_options(crf, preset)
     if not src.exists():
         raise InputError(f"input not found: {src}")
     dst = check_output_path(dst, src)
@@ -57,48 +58,18 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
         reader.close()
         raise
     t0 = time.perf_counter()
-    frames = 0
     try:
-        with atomic_output(dst) as tmp:
-            writer = None
-            background_writer = None
+        pipe.start(fps=float(reader.rate), frames=reader.frame_count)
+        settings = EncodeSettings(rate=reader.rate, time_base=reader.time_base, kind=pipe.output_kind, crf=crf,
+                                  preset=preset, audio_from=src if keep_audio and reader.has_audio else None)
 
-            def encode(image, pts):
-                with pipe.timer("encode"):
-                    writer.write(image, pts)
+        def composite(frames):
+            return ((item.pts, out) for item, _, out in pipe.stream(frames, image_of=lambda f: f.image))
 
-            try:
-                frames_in = prefetch(reader, depth=4) if overlap else reader
-                with _progress(reader.frame_count, src.name, quiet) as bar:
-                    for item, _, out in pipe.stream(frames_in, image_of=lambda f: f.image):
-                        if writer is None:
-                            h, w = out.shape[:2]
-                            writer = VideoWriter(tmp, width=w, height=h, rate=reader.rate,
-                                                 time_base=reader.time_base, kind=pipe.output_kind,
-                                                 crf=crf, preset=preset, suffix=dst.suffix,
-                                                 audio_from=src if keep_audio and reader.has_audio else None)
-                            background_writer = BackgroundWriter(encode, depth=4) if overlap else None
-                        if background_writer is not None:
-                            background_writer.write(out, item.pts)
-                        else:
-                            encode(out, item.pts)
-                        frames += 1
-                        bar.update(1)
-                if writer is None:
-                    raise InputError(f"video has no decodable frames: {src.name}")
-                if background_writer is not None:
-                    background_writer.close()
-                    background_writer = None
-                writer.close()
-            except BaseException:
-                if background_writer is not None:
-                    try:
-                        background_writer.close()
-                    except BaseException:  # the first error is the one to report
-                        pass
-                if writer is not None:
-                    writer.discard()
-                raise
+        with _progress(reader.frame_count, src.name, quiet) as bar:
+            frames = transcode(reader, dst, settings, composite, overlap=overlap, on_frame=lambda _: bar.update(1),
+                               timer=pipe.timer,
+                               empty=InputError(f"video has no decodable frames: {src.name}")).frames
     finally:
         reader.close()
         if pipeline is None:
@@ -133,17 +104,11 @@ def process_image(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise InputError(f"input not found: {src}")
+    files = _folder_inputs(src, dst) if src.is_dir() else None  # refused before a model loads
     pipe = pipeline or Pipeline(background=background, quiet=quiet, **options)
     t0 = time.perf_counter()
     try:
-        if src.is_dir():
-            files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not files:
-                raise InputError(f"no images (.jpg/.png/.webp...) in folder {src}")
-            if dst.exists() and not dst.is_dir():
-                raise OutputError(f"output for a folder of images must be a folder: {dst}")
-            if dst.resolve() == src.resolve():
-                raise OutputError("output folder is the input folder; choose another one")
+        if files is not None:
             try:
                 dst.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -163,6 +128,25 @@ def process_image(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
             pipe.close()
     seconds = time.perf_counter() - t0
     return {"images": done, "seconds": seconds}
+
+
+def _folder_inputs(src: Path, dst: Path) -> list[Path]:
+    """The images of folder ``src``, once ``dst`` is known to be usable as their output folder.
+
+    ``out.png`` for a folder is almost certainly a slip (one image was meant, or a folder name
+    was forgotten); creating a folder of that name would hide it, so it is refused unless a
+    folder of that name already exists.
+    """
+    files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise InputError(f"no images (.jpg/.png/.webp...) in folder {src}")
+    if dst.exists() and not dst.is_dir():
+        raise OutputError(f"output for a folder of images must be a folder, and {dst} is a file")
+    if not dst.is_dir() and dst.suffix.lower() in IMAGE_SUFFIXES:
+        raise OutputError(f"output for a folder of images must be a folder, not an image file name: {dst}")
+    if dst.resolve() == src.resolve():
+        raise OutputError("output folder is the input folder; choose another one")
+    return files
 
 
 def _one_image(pipe: Pipeline, src: Path, dst: Path) -> None:

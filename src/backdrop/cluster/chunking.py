@@ -37,8 +37,8 @@ from typing import Any
 import av
 
 from ..errors import InputError, OutputError
-from ..io.atomic import atomic_output
-from ..io.video import VIDEO_SUFFIXES, Frame, VideoReader, VideoWriter, _AudioCopier, _is_disk_full, _open_input
+from ..io.transcode import EncodeSettings, transcode
+from ..io.video import VIDEO_SUFFIXES, Frame, VideoReader, _AudioCopier, _is_disk_full, _open_input
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +205,8 @@ def render_chunk(src: Path, dst: Path, chunk: Chunk, all_pts: list[int], pipe: A
 
     kept: list[int] = []
 
-    def feed() -> Iterator[tuple[Frame, bool]]:
-        for f in reader:
+    def feed(frames: Iterator[Frame]) -> Iterator[tuple[Frame, bool]]:
+        for f in frames:
             p = f.pts
             if p < warm_from:
                 continue
@@ -220,29 +220,17 @@ def render_chunk(src: Path, dst: Path, chunk: Chunk, all_pts: list[int], pipe: A
                 raise ChunkError(f"decoded a frame at pts {p} the scan did not list")
             yield f, keep
 
-    writer = None
+    def own_range(frames: Iterator[Frame]) -> Iterator[tuple[int, Any]]:
+        # warm-up and tail frames go through the pipeline for its state, not into the file
+        for (frame, keep), _, out in pipe.stream(feed(frames), image_of=lambda item: item[0].image):
+            if keep:
+                kept.append(frame.pts)
+                yield frame.pts, out
+
     try:
-        with atomic_output(dst) as tmp:
-            try:
-                for (frame, keep), _, out in pipe.stream(feed(), image_of=lambda item: item[0].image):
-                    if not keep:
-                        continue
-                    if writer is None:
-                        h, w = out.shape[:2]
-                        writer = VideoWriter(tmp, width=w, height=h, rate=reader.rate, time_base=reader.time_base,
-                                             kind=pipe.output_kind, crf=crf, preset=preset,
-                                             suffix=suffix or Path(dst).suffix)
-                    writer.write(out, frame.pts)
-                    kept.append(frame.pts)
-                    if on_frame is not None:
-                        on_frame(len(kept))
-                if writer is None:
-                    raise ChunkError("chunk produced no frames")
-                writer.close()
-            except BaseException:
-                if writer is not None:
-                    writer.discard()
-                raise
+        settings = EncodeSettings(rate=reader.rate, time_base=reader.time_base, kind=pipe.output_kind, crf=crf,
+                                  preset=preset, suffix=suffix)
+        transcode(reader, dst, settings, own_range, on_frame=on_frame, empty=ChunkError("chunk produced no frames"))
     finally:
         reader.close()
     if kept != all_pts[a:b]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from ..hashing import sha256_file  # noqa: F401  (re-exported for ray_batch)
+from ..hashing import sha256_file  # noqa: F401  (re-exported: older imports)
 
 MANIFEST_NAME = ".backdrop-manifest.jsonl"
 LOCK_NAME = ".backdrop-batch.lock"

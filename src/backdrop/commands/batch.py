@@ -37,7 +37,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..cluster import run_batch
+    from ..cluster.driver import run_batch
 
     report = run_batch(args.inputs, args.output, background=args.background, options=pipeline_options(args),
                        crf=args.crf, preset=args.preset, keep_audio=not args.no_audio, address=args.address,

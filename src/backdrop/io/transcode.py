@@ -1,0 +1,136 @@
+"""The one decode -> per-frame function -> encode loop behind every file-to-file video job.
+
+``backdrop video`` (:func:`backdrop.process.process_video`), each chunk of ``backdrop batch``
+(:func:`backdrop.cluster.chunking.render_chunk`) and the bare-transcode baseline of ``backdrop
+bench`` all need the same tail: open the encoder lazily on the first output frame (its size is
+only known then), write into a temp file that is renamed over the destination only when
+complete, optionally decode ahead and encode behind on threads, and on any failure (Ctrl-C
+included) stop the threads, drop the half-written encoder and leave nothing behind. Written
+once here so a fix to that tail (an error path, a thread left running) reaches every job.
+
+The loop knows nothing about mattes: what happens to a frame is the caller's ``stream``
+function, which turns the decoded items into ``(pts, image)`` pairs (a pipeline, a filter that
+keeps only some frames, or a plain format conversion).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..errors import InputError
+from .atomic import atomic_output
+from .threaded import BackgroundWriter, prefetch
+from .video import VideoWriter, validate_encoder_options
+
+T = TypeVar("T")
+
+Stream = Callable[[Iterable[T]], Iterable[tuple["int | None", np.ndarray]]]
+"""Decoded items in, ``(pts, output image)`` out, in output order; may drop or add items."""
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """How the output is encoded: every :class:`VideoWriter` argument but the picture size.
+
+    Checked when made (crf range, x264 preset), so a bad value fails before a temp file exists.
+    """
+
+    rate: Fraction
+    time_base: Fraction
+    kind: str = "rgb"  # rgb | rgba | gray, the shape of the images ``stream`` yields
+    crf: int = 20
+    preset: str = "veryfast"
+    suffix: str | None = None  # container choice; default: the destination's suffix
+    audio_from: Path | None = None  # a file whose audio is copied in
+
+    def __post_init__(self) -> None:
+        validate_encoder_options(self.crf, self.preset)
+
+    def writer(self, path: Path, width: int, height: int, suffix: str) -> VideoWriter:
+        return VideoWriter(path, width=width, height=height, rate=self.rate, time_base=self.time_base,
+                           kind=self.kind, crf=self.crf, preset=self.preset, suffix=self.suffix or suffix,
+                           audio_from=self.audio_from)
+
+
+@dataclass
+class TranscodeStats:
+    frames: int  # frames written
+    seconds: float  # wall time of the whole loop, encoder flush included
+    width: int
+    height: int
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+def transcode(frames: Iterable[T], dst: str | Path, settings: EncodeSettings, stream: Stream, *,
+              overlap: bool = False, depth: int = 4, on_frame: Callable[[int], None] | None = None,
+              timer: Callable[[str], AbstractContextManager[Any]] | None = None,
+              empty: BaseException | None = None) -> TranscodeStats:
+    """Encode ``stream(frames)`` into ``dst`` atomically; return what was written.
+
+    ``frames`` is any iterable of decoded items (a :class:`VideoReader` usually; the caller
+    closes it). With ``overlap`` the items are decoded ``depth`` ahead on one thread and the
+    images encoded up to ``depth`` behind on another; the file is identical either way.
+    ``on_frame(n)`` runs after the n-th image was handed to the encoder (progress bars, test
+    hooks); ``timer("encode")``, when given, wraps each encode (a :class:`StageTimer`).
+    ``empty`` is raised when ``stream`` yields nothing (default: an :class:`InputError`).
+    Output is complete at ``dst`` or absent; the first error is the one raised.
+    """
+    dst = Path(dst)
+    t0 = time.perf_counter()
+    frames_in = prefetch(frames, depth=depth) if overlap else frames
+    count, size = 0, (0, 0)
+    try:
+        with atomic_output(dst) as tmp:
+            writer: VideoWriter | None = None
+            behind: BackgroundWriter | None = None
+
+            def encode(image: np.ndarray, pts: int | None) -> None:
+                with timer("encode") if timer is not None else nullcontext():
+                    writer.write(image, pts)
+
+            try:
+                for pts, image in stream(frames_in):
+                    if writer is None:
+                        size = (image.shape[1], image.shape[0])
+                        writer = settings.writer(tmp, size[0], size[1], dst.suffix)
+                        behind = BackgroundWriter(encode, depth=depth) if overlap else None
+                    if behind is not None:
+                        behind.write(image, pts)
+                    else:
+                        encode(image, pts)
+                    count += 1
+                    if on_frame is not None:
+                        on_frame(count)
+                if writer is None:
+                    raise empty if empty is not None else InputError(f"no frames to write to {dst.name}")
+                if behind is not None:
+                    behind.close()
+                    behind = None
+                writer.close()
+            except BaseException:
+                if behind is not None:
+                    try:
+                        behind.close()
+                    except BaseException:  # the first error is the one to report
+                        pass
+                if writer is not None:
+                    writer.discard()
+                raise
+    finally:
+        if overlap:
+            frames_in.close()  # stop the decode thread now, not when garbage-collected
+    return TranscodeStats(count, time.perf_counter() - t0, *size)
+
+
+__all__ = ["EncodeSettings", "Stream", "TranscodeStats", "transcode"]
