@@ -162,7 +162,7 @@ def _expected_virtualcam_hint() -> str:
     import importlib.util
 
     if importlib.util.find_spec("pyvirtualcam") is None:
-        return "pip install 'backdrop[live]'"
+        return 'pip install -e ".[live]"'
     return MODPROBE
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from backdrop.io.image import read_image
 from conftest import shared_path
+from media import make_clip
 
 
 def run(*args, cwd=None):
@@ -126,3 +127,38 @@ def test_models_lists_cache():
     res = run("models")
     assert res.returncode == 0
     assert "selfie" in res.stdout and "selfie-landscape" in res.stdout and "cached" in res.stdout
+
+
+def run_in_process(capsys, *args) -> subprocess.CompletedProcess:
+    """``backdrop ARGS`` through ``cli.main`` in this process (fast: these fail before a model loads)."""
+    from backdrop.cli import main
+
+    rc = main([str(a) for a in args])
+    return subprocess.CompletedProcess(args, rc, "", capsys.readouterr().err)
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clip")
+    return make_clip(shared_path("clips", "talking-room-512x480.mp4"), d / "room.mp4", 10, (128, 120))
+
+
+@pytest.mark.parametrize("flags, needle", [(("--preset", "superfast2"), "preset must be one of ultrafast, superfast"),
+                                           (("--crf", "60"), "crf must be between 0 and 51")])
+def test_bad_encoder_option_is_one_line_and_writes_nothing(tmp_path, capsys, small_clip, flags, needle):
+    res = run_in_process(capsys, "video", small_clip, tmp_path / "o.mp4", *flags, "-q")
+    assert_clear_error(res, needle)
+    assert not list(tmp_path.iterdir())
+
+
+def test_image_folder_into_an_image_name_is_refused(tmp_path, capsys):
+    src = shared_path("portraits-soft", "images")
+    res = run_in_process(capsys, "image", src, tmp_path / "out.png", "-q")
+    assert_clear_error(res, "must be a folder, not an image file name")
+    assert not list(tmp_path.iterdir())
+    # an existing file of any name is refused too, and left as it was
+    existing = tmp_path / "out"
+    existing.write_bytes(b"keep me")
+    res = run_in_process(capsys, "image", src, existing, "-q")
+    assert_clear_error(res, "must be a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and existing.read_bytes() == b"keep me"

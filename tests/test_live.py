@@ -303,9 +303,9 @@ def test_watched_config_file(tmp_path, pipeline_factory, caplog):
 
 def test_live_processor_keeps_memory_flat(pipeline_factory, monkeypatch):
     """The Pipeline's stage timer keeps every sample; a live stream trims it regularly."""
-    import backdrop.live.controls as controls
+    import backdrop.live.processor as processor
 
-    monkeypatch.setattr(controls, "TIMER_RESET_FRAMES", 20)
+    monkeypatch.setattr(processor, "TIMER_RESET_FRAMES", 20)
     proc = LiveProcessor(LiveSettings(background="#00ff00"), pipeline=pipeline_factory())
     frame = np.zeros((64, 64, 3), np.uint8)
     for _ in range(65):
@@ -320,7 +320,7 @@ def test_slide_control_advances_presenter_slides(tmp_path):
 
     from backdrop.compose.presenter import PresenterBackground
     from backdrop.errors import OptionError
-    from backdrop.live.controls import LiveProcessor, key_changes
+    from backdrop.live import LiveProcessor, key_changes
     from backdrop.pipeline import Pipeline, PipelineOptions
 
     for i, colour in enumerate([(0, 0, 255), (255, 0, 0)]):  # BGR on disk: red, then blue

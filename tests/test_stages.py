@@ -17,7 +17,8 @@ from backdrop.stages.refine import fast_guided_upsample
 from backdrop.stages.roi import RoiTracker
 from backdrop.stages.smoothing import DoubleExponential
 from backdrop.stages.still import StillDetector
-from backdrop.stages.temporal import MotionFusion, one_frame_delay
+from backdrop.stages.delay import one_frame_delay
+from backdrop.stages.temporal import MotionFusion
 from conftest import shared_path
 
 

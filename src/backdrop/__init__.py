@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 from .errors import BackdropError  # noqa: E402
 from .models import load_model  # noqa: E402
-from .pipeline import Pipeline, PipelineOptions  # noqa: E402
+from .engine import Pipeline, PipelineOptions  # noqa: E402
 from .process import process_image, process_video  # noqa: E402
 
 __all__ = ["BackdropError", "Pipeline", "PipelineOptions", "load_model", "process_image", "process_video",

@@ -6,6 +6,11 @@ and exits with status 2; anything else is a bug and may show a traceback.
 """
 
 
+def install_hint(extra: str) -> str:
+    """How to install an optional extra, in the README's words (one wording everywhere)."""
+    return f'pip install -e ".[{extra}]"'
+
+
 class BackdropError(Exception):
     """Base class of user-facing errors: ``str(err)`` is a one-line message."""
 
@@ -29,4 +34,25 @@ class BackgroundError(BackdropError):
 
 
 class OptionError(BackdropError):
-    """An option value is out of range or inconsistent with another option."""
+    """An option value is out of range or inconsistent with another option.
+
+    The library speaks the library: ``OptionError("{option} must be ...", option="work_size")``
+    reads "work_size must be ..." to a Python caller, and :meth:`for_flag` lets the CLI say
+    "--work-size must be ..." instead.
+    """
+
+    def __init__(self, message: str, option: str | None = None):
+        self.option = option
+        self.template = message
+        super().__init__(message.replace("{option}", option) if option else message)
+
+    def for_flag(self, flag: str) -> str:
+        """The same message naming the command-line flag instead of the library argument."""
+        return self.template.replace("{option}", flag) if self.option else str(self)
+
+
+class Terminated(BaseException):
+    """Raised from the SIGTERM handler so cleanup (temp outputs) runs as for Ctrl-C.
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so no ``except Exception`` swallows a stop.
+    """

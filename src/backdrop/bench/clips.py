@@ -49,11 +49,12 @@ def parse_size(text: str) -> tuple[str, tuple[int, int]]:
     if m:
         w, h = int(m.group(1)), int(m.group(2))
         if not (16 <= w <= 8192 and 16 <= h <= 8192):
-            raise OptionError(f"--sizes: {text} is out of range (16..8192 pixels a side)")
+            raise OptionError(f"{{option}}: {text} is out of range (16..8192 pixels a side)", option="sizes")
         if w % 2 or h % 2:
-            raise OptionError(f"--sizes: {text} must have even width and height (H.264 4:2:0)")
+            raise OptionError(f"{{option}}: {text} must have even width and height (H.264 4:2:0)", option="sizes")
         return f"{w}x{h}", (w, h)
-    raise OptionError(f"--sizes: unknown size {text!r}; use {', '.join(k for k in SIZES if k != '2160p')} or WxH")
+    known = ", ".join(k for k in SIZES if k != "2160p")
+    raise OptionError(f"{{option}}: unknown size {text!r}; use {known} or WxH", option="sizes")
 
 
 def parse_sizes(text: str | None) -> list[tuple[str, tuple[int, int]]]:
@@ -61,7 +62,7 @@ def parse_sizes(text: str | None) -> list[tuple[str, tuple[int, int]]]:
         return []
     parts = [p for p in text.split(",") if p.strip()]
     if not parts:
-        raise OptionError("--sizes is empty; give e.g. 480p,720p,1080p,4k")
+        raise OptionError("{option} is empty; give e.g. 480p,720p,1080p,4k", option="sizes")
     return [parse_size(p) for p in parts]
 
 

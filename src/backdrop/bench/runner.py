@@ -50,11 +50,11 @@ class BenchConfig:
 
     def validate(self) -> "BenchConfig":
         if self.frames is not None and not 1 <= self.frames <= 100000:
-            raise OptionError(f"--frames must be between 1 and 100000, got {self.frames}")
+            raise OptionError(f"{{option}} must be between 1 and 100000, got {self.frames}", option="frames")
         if not 1 <= self.repeat <= 20:
-            raise OptionError(f"--repeat must be between 1 and 20, got {self.repeat}")
+            raise OptionError(f"{{option}} must be between 1 and 20, got {self.repeat}", option="repeat")
         if not 0 <= self.crf <= 51:
-            raise OptionError(f"--crf must be between 0 and 51, got {self.crf}")
+            raise OptionError(f"{{option}} must be between 0 and 51, got {self.crf}", option="crf")
         if self.clip is not None:
             clip = Path(self.clip)
             if not clip.exists():

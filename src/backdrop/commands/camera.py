@@ -16,7 +16,8 @@ def register(sub) -> None:
         description="Read a webcam, replace its background in real time and feed a virtual camera "
                     "(v4l2loopback on Linux, OBS virtual camera on Windows/macOS). Settings can be "
                     "changed while running: keys in the --preview window, POST /settings on the "
-                    "--control port, or edits to the --config file.")
+                    "--control port, or edits to the --config file. Needs the [live] extra for a virtual "
+                    'camera: pip install -e ".[live]"')
     p.add_argument("--device", "-d", default="0", metavar="N|PATH|FILE",
                    help="camera index (0), device path (/dev/video0), or a video file played as a fake camera")
     p.add_argument("--width", type=int, default=1280, help="capture width (default 1280)")
@@ -47,7 +48,7 @@ def register(sub) -> None:
     p.add_argument("--stats", type=float, default=5.0, metavar="S",
                    help="log fps and latency every S seconds (0: only at the end)")
     p.add_argument("--loop", action="store_true", help="with a file as --device: loop it forever")
-    add_pipeline_args(p)
+    add_pipeline_args(p, presenter=True)
     p.set_defaults(func=run)
 
 
@@ -55,10 +56,9 @@ def run(args) -> int:
     from ..errors import OptionError
     from ..io.camera import open_camera
     from ..io.virtualcam import (FileSink, MultiSink, PreviewSink, VirtualCamSink, check_virtual_camera)
-    from ..live import (ConfigWatcher, LiveLoop, LiveProcessor, LiveSettings, format_stats, key_changes,
-                        open_control_server)
-    from ..cli import Terminated
-    from ..live.controls import KEY_HELP
+    from ..live import (KEY_HELP, ConfigWatcher, LiveLoop, LiveProcessor, LiveSettings, format_stats,
+                        key_changes, open_control_server)
+    from ..errors import Terminated
 
     if not 1 <= args.queue <= 64:
         raise OptionError(f"--queue must be between 1 and 64, got {args.queue}")
@@ -69,22 +69,14 @@ def run(args) -> int:
         raise OptionError("nothing to show: drop --no-virtual, or add --preview or --output FILE")
 
     options = pipeline_options(args)
-    settings = LiveSettings(effect=not args.no_effect, background=args.background, model=options.model,
-                            mirror=args.mirror)
-    pipeline = None
-    if getattr(args, "presenter", None):  # slides behind a placed person; keys can switch away from it
-        from dataclasses import replace
-
-        from ..pipeline import Pipeline
-
-        pipeline = Pipeline(background=background_from_args(args, fps=args.fps), options=options, live=True)
-        settings = replace(settings, background=f"presenter:{args.background}")
+    settings = LiveSettings(effect=not args.no_effect, background=background_from_args(args),
+                            model=options.model, mirror=args.mirror)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(f"backdrop: {msg}", file=sys.stderr))
 
     # check everything a user can get wrong before the camera light turns on
     if virtual:
         check_virtual_camera(args.virtual_device)
-    processor = LiveProcessor(settings, options=options, pipeline=pipeline)
+    processor = LiveProcessor(settings, options=options)
     sinks = []
     closers = [processor.close]
     try:

@@ -1,64 +1,79 @@
-"""Flags shared by every command that runs the pipeline, mapped 1:1 onto PipelineOptions."""
+"""Flags shared by every command that runs the pipeline, derived from the declarations.
+
+Each flag is made from an :class:`~backdrop.stages.base.Opt` (name, default, range, help) of the
+engine or of a stage in ``stages.STAGES``, so a new stage's options appear here without an edit,
+and the help prints the declared defaults. A command shows only the flags that do something for
+it: ``image`` has no frame-to-frame stages, ``eval`` no compose stages and no background.
+"""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields, replace
+from dataclasses import replace
+from typing import Any
 
-from ..pipeline import PipelineOptions
+from ..compose.backgrounds import DEFAULT_BACKGROUND, BackgroundSpec, grammar
+from ..compose.backgrounds.presenter import parse_placement
+from ..engine.options import CLI_GENERAL, ENGINE_OPTIONS, OPTIONS, PipelineOptions
+from ..errors import BackgroundError, OptionError
+from ..models.registry import KNOWN_MODELS
+from ..stages import STAGES
+from ..stages.base import Opt
+
+SLIDE_KINDS = ("image", "video", "presenter")  # what --presenter can take as --background
 
 
-def add_pipeline_args(p: argparse.ArgumentParser, *, background: bool = True) -> None:
+def _add_flag(group, opt: Opt) -> None:
+    flag = opt.cli_flag
+    if opt.kind is bool:
+        action = "store_false" if opt.default else "store_true"
+        group.add_argument(flag, dest=opt.name, action=action, default=None,
+                           help=f"turn off: {opt.help}" if opt.default else opt.help)
+        return
+    extra: dict[str, Any] = {"choices": opt.choices} if opt.choices else {"type": opt.kind, "metavar": opt.metavar}
+    group.add_argument(flag, dest=opt.name, default=None, help=f"{opt.help} (default {opt.default})", **extra)
+
+
+def add_pipeline_args(p: argparse.ArgumentParser, *, background: bool = True, video: bool = True,
+                      compose: bool = True, presenter: bool = False) -> None:
+    """The pipeline's flags on ``p``: ``video=False`` hides frame-to-frame options (one image),
+    ``compose=False`` the compose stages (mattes only), ``presenter`` adds presenter mode."""
     if background:
-        p.add_argument("--background", "-b", default="blur", metavar="BG",
-                       help="IMG | VIDEO | #RRGGBB | blur[:STRENGTH] | transparent | matte (default: blur)")
-    p.add_argument("--model", "-m", default="selfie", metavar="NAME|PATH",
-                   help="selfie (default), selfie-landscape, or a .tflite/.onnx file")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="inference threads")
+        p.add_argument("--background", "-b", default=DEFAULT_BACKGROUND, metavar="BG",
+                       help=f"{grammar()} (default {DEFAULT_BACKGROUND})")
+    model = OPTIONS["model"]
+    p.add_argument("--model", "-m", default=model.default, metavar=model.metavar,
+                   help=f"{', '.join(KNOWN_MODELS)} or {model.help.split(' or ')[-1]} (default {model.default})")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help=OPTIONS["threads"].help)
     g = p.add_argument_group("matte stages (defaults are the measured best; see docs/quality.md)")
-    g.add_argument("--no-roi", dest="roi", action="store_false", default=None,
-                   help="run the network on the whole frame instead of a crop around the person")
-    g.add_argument("--redetect-every", type=int, default=None, metavar="N",
-                   help="full-frame re-detection every N frames (default 30)")
-    g.add_argument("--no-cleanup", dest="cleanup", action="store_false", default=None,
-                   help="keep stray blobs and holes")
-    g.add_argument("--keep", choices=["all", "main", "faces"], default=None,
-                   help="which people cleanup keeps: all (default), main (touching the largest), faces")
-    g.add_argument("--refine", choices=["bilinear", "guided", "high"], default=None,
-                   help="edge refinement: guided (default), bilinear, high (closed-form matting, photos)")
+    for opt in ENGINE_OPTIONS:
+        if opt.name not in CLI_GENERAL:
+            _add_flag(g, opt)
+    for spec in STAGES:
+        if spec.phase == "compose" and not compose:
+            continue
+        for opt in spec.options:
+            if video or not opt.video_only:
+                _add_flag(g, opt)
     g.add_argument("--quality", choices=["normal", "high"], default=None,
                    help="high = --refine high (slow, for photos)")
-    g.add_argument("--work-size", type=int, default=None, metavar="PX",
-                   help="long side of the working resolution of the matte stages (default 512)")
-    g.add_argument("--temporal", type=float, default=None, metavar="S",
-                   help="motion-guided temporal fusion strength 0..0.99, 0 = off (default 0.93)")
-    g.add_argument("--no-delay", dest="delay", action="store_false", default=None,
-                   help="no one-frame-delay flicker filter (files)")
-    g.add_argument("--no-skip", dest="skip_still", action="store_false", default=None,
-                   help="run the network on every frame even when the person is still")
-    g.add_argument("--max-skip", type=int, default=None, metavar="K",
-                   help="re-run the network at least every K+1 frames (default 4)")
-    g.add_argument("--no-decontaminate", dest="decontaminate", action="store_false", default=None,
-                   help="no foreground colour estimation in the edge band")
-    g.add_argument("--light-wrap", type=float, default=None, metavar="S", help="light wrap 0..1 (default 0)")
-    g.add_argument("--colour-match", type=float, default=None, metavar="S",
-                   help="match the person's brightness to the background 0..1 (default 0)")
-    if background:
+    if presenter:
         g2 = p.add_argument_group("presenter mode")
         g2.add_argument("--presenter", default=None, metavar="PLACE",
                         help="put the person over --background slides.pdf|DIR|screen.mp4 at "
                              "corner|left|right|x,y,scale")
         g2.add_argument("--slide-times", default=None, metavar="T0,T1,...",
-                        help="seconds at which each slide starts (file mode)")
+                        help="seconds at which each slide starts (files; default: slides spread evenly)")
+        g2.add_argument("--output-size", default=None, metavar="WxH",
+                        help="output size in presenter mode (default: the slides' aspect at the video's height)")
     p.add_argument("--raw", action="store_true",
                    help="bare network output: turn every matte stage off (the baseline)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or messages")
+    p.add_argument("--quiet", "-q", action="store_true", help=OPTIONS["quiet"].help)
 
 
 def options_from_args(args: argparse.Namespace) -> dict:
     """The PipelineOptions fields present on ``args`` as a dict of overrides."""
-    names = {f.name for f in fields(PipelineOptions)}
-    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+    return {k: v for k, v in vars(args).items() if k in OPTIONS and v is not None}
 
 
 def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
@@ -70,17 +85,31 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
     return replace(base, **overrides).validate()
 
 
-def background_from_args(args: argparse.Namespace, fps: float | None = None):
-    """The --background value, or a presenter background when --presenter is given."""
-    if getattr(args, "presenter", None):
-        from ..compose.presenter import PresenterBackground
-        from ..errors import OptionError
+def flag_of(option: str) -> str:
+    """The command-line flag of a pipeline option (for errors)."""
+    return OPTIONS[option].cli_flag if option in OPTIONS else f"--{option.replace('_', '-')}"
 
-        times = None
-        if args.slide_times:
-            try:
-                times = [float(t) for t in args.slide_times.split(",")]
-            except ValueError:
-                raise OptionError(f"--slide-times must be seconds separated by commas: {args.slide_times!r}") from None
-        return PresenterBackground(args.background, args.presenter, times, fps=fps or 30.0)
-    return args.background
+
+def background_from_args(args: argparse.Namespace) -> str:
+    """The --background value as spec text; with --presenter, the presenter spec over it."""
+    text = args.background
+    if not getattr(args, "presenter", None):
+        for name in ("slide_times", "output_size"):
+            if getattr(args, name, None):
+                raise OptionError(f"--{name.replace('_', '-')} goes with --presenter")
+        return text
+    try:
+        spec = BackgroundSpec.parse(text)
+    except BackgroundError:
+        spec = None  # a folder of slides has no suffix: presenter mode reads it
+    if spec is not None and spec.kind not in SLIDE_KINDS:
+        raise OptionError(f"--presenter needs slides: --background slides.pdf, a folder of slide images or a "
+                          f"video, not {text!r}")
+    parse_placement(args.presenter)
+    head = args.presenter
+    if args.slide_times:
+        head += f";times={args.slide_times}"
+    if args.output_size:
+        head += f";size={args.output_size}"
+    source = spec.params["source"] if spec is not None and spec.kind == "presenter" else text
+    return BackgroundSpec.parse(f"presenter:{head}:{source}").format()

@@ -34,7 +34,7 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images or frames")
     p.add_argument("--band", type=float, default=3, metavar="PX",
                    help="boundary F tolerance in pixels (below 1: fraction of the diagonal; default 3)")
-    add_pipeline_args(p, background=False)
+    add_pipeline_args(p, background=False, compose=False)
     p.set_defaults(func=run)
 
 

@@ -13,7 +13,7 @@ def register(sub) -> None:
                                    "size out) or of every image in a folder (OUT is then a folder).")
     p.add_argument("input", help="input image or folder of images")
     p.add_argument("output", help="output image (.png/.jpg/.webp) or folder")
-    add_pipeline_args(p)
+    add_pipeline_args(p, video=False, presenter=True)
     p.set_defaults(func=run)
 
 

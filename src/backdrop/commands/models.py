@@ -10,6 +10,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..models.backends import BACKENDS
     from ..models.registry import KNOWN_MODELS, cached_path, fetch, is_cached, model_dir
 
     if args.fetch:
@@ -20,5 +21,6 @@ def run(args) -> int:
         spec = km.spec
         print(f"  {name:<17} {spec.input_width}x{spec.input_height}  {km.description}")
         print(f"  {'':<17} {cached_path(name)}  [{state}]")
-    print("  any .tflite or .onnx file also works: --model PATH")
+    runs = ", ".join(f"{b.suffix} ({b.runtime})" for b in BACKENDS.values())
+    print(f"  any model file also works with --model PATH: {runs}")
     return 0

@@ -13,12 +13,13 @@ def register(sub) -> None:
         description="Serve a page that sends the browser's camera to this machine over WebRTC, "
                     "replaces the background in real time and sends it back; controls (colour, blur, "
                     "image upload, effect, model) act on the next frames. /viewer receives the "
-                    "composited stream. Binds 127.0.0.1 unless --host says otherwise.")
+                    "composited stream. Binds 127.0.0.1 unless --host says otherwise. Needs the [web] "
+                    'extra: pip install -e ".[web]"')
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", "-p", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     p.add_argument("--background", "-b", default="blur", metavar="BG",
-                   help="starting background for every peer: #RRGGBB | blur[:STRENGTH] | IMG | VIDEO (default blur)")
+                   help="starting background for every peer: any live --background (default blur)")
     p.add_argument("--max-peers", type=int, default=4, metavar="N",
                    help="browsers sending a camera at once (default 4); more are refused clearly")
     p.add_argument("--max-viewers", type=int, default=16, metavar="N", help="viewer pages at once (default 16)")
@@ -28,18 +29,21 @@ def register(sub) -> None:
                    help="drop a peer that sends no video for S seconds (default 10)")
     p.add_argument("--cert", default=None, metavar="PEM", help="TLS certificate (browsers need https:// off localhost)")
     p.add_argument("--key", default=None, metavar="PEM", help="TLS private key")
-    add_pipeline_args(p, background=False)  # --model (pages may switch between known models), stages
+    add_pipeline_args(p, background=False, presenter=False)  # --model (pages may switch between known models), stages
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     import ipaddress
 
-    from ..cli import Terminated
-    from ..compose.background import parse_background
-    from ..errors import OptionError
+    from ..compose.backgrounds import parse_background
+    from ..errors import OptionError, Terminated
     from ..web.server import ServerConfig, serve
 
+    if not 0.001 <= args.max_upload_mb <= 512:
+        raise OptionError("--max-upload-mb must be between 0.001 and 512")
+    if bool(args.cert) != bool(args.key):
+        raise OptionError("--cert and --key go together")
     if not 0 < args.idle_timeout <= 3600:
         raise OptionError(f"--idle-timeout must be in (0, 3600], got {args.idle_timeout:g}")
     options = pipeline_options(args)

@@ -14,7 +14,7 @@ def register(sub) -> None:
     p.add_argument("input", help="input video (anything FFmpeg reads)")
     p.add_argument("output", help="output video: .mp4/.mkv (H.264), .webm (VP9), .mov; "
                                   "transparent: .mov (ProRes 4444) or .webm (VP9 alpha)")
-    add_pipeline_args(p)
+    add_pipeline_args(p, presenter=True)
     p.add_argument("--crf", type=int, default=20, help="H.264 quality, 0-51, lower is better (default 20)")
     p.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
     p.add_argument("--no-audio", action="store_true", help="drop the audio")
@@ -24,14 +24,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..process import process_video
 
-    fps = None
-    if getattr(args, "presenter", None):
-        from ..io.video import VideoReader
-
-        r = VideoReader(args.input)
-        fps = float(r.rate)
-        r.close()
-    stats = process_video(args.input, args.output, background=background_from_args(args, fps), crf=args.crf,
+    stats = process_video(args.input, args.output, background=background_from_args(args), crf=args.crf,
                           preset=args.preset, keep_audio=not args.no_audio, quiet=args.quiet,
                           options=pipeline_options(args))
     if not args.quiet:

@@ -23,12 +23,13 @@ import av
 import av.logging
 import numpy as np
 
-from ..errors import InputError, OutputError
+from ..errors import InputError, OptionError, OutputError
 from .image import max_pixels
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi"}
+VIDEO_INPUT_SUFFIXES = VIDEO_SUFFIXES | {".gif"}  # what we read as video (GIF in, never out)
 AUDIO_COPY_OK = {
     ".mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
     ".m4v": {"aac", "mp3", "alac", "ac3", "eac3"},
@@ -39,6 +40,25 @@ AUDIO_COPY_OK = {
 }
 AUDIO_FALLBACK = {".webm": "libopus", ".avi": "mp3"}
 MAX_BAD_PACKETS = 200
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                "veryslow", "placebo")
+
+
+def validate_encoder_options(crf: int, preset: str) -> None:
+    """Refuse a ``crf`` outside 0..51 or an unknown x264 ``preset`` with one line.
+
+    Called before any output exists: left to FFmpeg, a bad preset fails only once the encoder
+    opens, mid-job, with a library traceback. The preset is checked whatever the codec, so a
+    typo is caught even where it would be ignored (VP9, ProRes).
+    """
+    try:
+        crf_ok = 0 <= crf <= 51
+    except TypeError:
+        crf_ok = False
+    if not crf_ok:
+        raise OptionError(f"{{option}} must be between 0 and 51, got {crf!r}", option="crf")
+    if preset not in X264_PRESETS:
+        raise OptionError(f"{{option}} must be one of {', '.join(X264_PRESETS)}; got {preset!r}", option="preset")
 
 
 @dataclass
@@ -312,9 +332,8 @@ class VideoWriter:
         if suffix not in VIDEO_SUFFIXES:
             raise OutputError(f"unsupported video output {suffix or self.path.name}: use .mp4, .mov, .mkv or .webm")
         fmt = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}[suffix]
+        validate_encoder_options(crf, preset)
         codec, pix_fmt, options = choose_video_codec(suffix, kind, width, height)
-        if not 0 <= crf <= 51:
-            raise OutputError(f"--crf must be between 0 and 51, got {crf}")
         if codec == "libx264":
             options = {"crf": str(crf), "preset": preset}
         elif codec == "libvpx-vp9":

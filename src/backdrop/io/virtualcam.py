@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..errors import BackdropError, OutputError
+from ..errors import BackdropError, OutputError, install_hint
 from .threaded import Poller
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ def check_virtual_camera(device: str | None = None) -> None:
     try:
         import pyvirtualcam  # noqa: F401
     except ImportError:
-        raise VirtualCameraError("the virtual camera needs pyvirtualcam: pip install 'backdrop[live]'") from None
+        raise VirtualCameraError(f"the virtual camera needs pyvirtualcam: {install_hint('live')}") from None
     if sys.platform.startswith("linux"):
         devices = loopback_devices()
         if not devices or (device is not None and device not in devices):
@@ -181,7 +181,7 @@ class VirtualCamSink:
         try:
             import pyvirtualcam
         except ImportError:
-            raise VirtualCameraError("the virtual camera needs pyvirtualcam: pip install 'backdrop[live]'") from None
+            raise VirtualCameraError(f"the virtual camera needs pyvirtualcam: {install_hint('live')}") from None
         fmt = {"yuyv": pyvirtualcam.PixelFormat.YUYV, "i420": pyvirtualcam.PixelFormat.I420,
                "rgb": pyvirtualcam.PixelFormat.RGB}[self.pixel_format]
         try:

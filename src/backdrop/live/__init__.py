@@ -7,9 +7,10 @@ running: preview-window keys, a local HTTP/JSON endpoint, a watched JSON file, a
 server's data channel.
 """
 
-from .controls import (ConfigWatcher, ControlServer, LiveProcessor, LiveSettings, apply_changes,
-                       key_changes, open_control_server)
+from .controls import ConfigWatcher, ControlServer, open_control_server
+from .processor import LiveProcessor
+from .settings import KEY_HELP, LiveSettings, apply_changes, key_changes
 from .scheduler import DropOldestQueue, LiveFrame, LiveLoop, LiveStats, format_stats
 
-__all__ = ["ConfigWatcher", "ControlServer", "DropOldestQueue", "LiveFrame", "LiveLoop", "LiveProcessor",
+__all__ = ["KEY_HELP", "ConfigWatcher", "ControlServer", "DropOldestQueue", "LiveFrame", "LiveLoop", "LiveProcessor",
            "LiveSettings", "LiveStats", "apply_changes", "format_stats", "key_changes", "open_control_server"]

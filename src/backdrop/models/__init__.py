@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ModelError
+from .backends import BACKENDS, backend_for, describe_files
 from .base import Segmenter
 from .registry import DEFAULT_MODEL, KNOWN_MODELS, fetch, model_dir, resolve
 from .spec import ModelSpec
@@ -18,16 +19,10 @@ def load_model(model: str | os.PathLike = DEFAULT_MODEL, *, threads: int | None 
                quiet: bool = False) -> Segmenter:
     """Build the backend for a model name (``selfie``, ``selfie-landscape``) or file path."""
     path, spec = resolve(model, quiet=quiet)
-    suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        from .litert import LiteRTSegmenter
-
-        return LiteRTSegmenter(path, spec, threads=threads)
-    if suffix == ".onnx":
-        from .onnx import OnnxSegmenter
-
-        return OnnxSegmenter(path, spec, threads=threads)
-    raise ModelError(f"unsupported model file {path}: use .tflite or .onnx")  # pragma: no cover
+    backend = backend_for(path)
+    if backend is None:  # pragma: no cover - resolve() accepts only backend suffixes
+        raise ModelError(f"unsupported model file {path}: use {describe_files()}")
+    return backend.load()(path, spec, threads=threads)
 
 
-__all__ = ["DEFAULT_MODEL", "KNOWN_MODELS", "ModelSpec", "Segmenter", "fetch", "load_model", "model_dir"]
+__all__ = ["BACKENDS", "DEFAULT_MODEL", "KNOWN_MODELS", "ModelSpec", "Segmenter", "fetch", "load_model", "model_dir"]

@@ -6,7 +6,7 @@ pip (no other network access ever happens), read the two ``.tflite`` members wit
 check their sha256, cache them under the user cache dir and delete the wheel. We never import or
 depend on the ``mediapipe`` package itself.
 
-Overrides, in order: ``--model PATH`` (any ``.tflite``/``.onnx`` file), ``BACKDROP_MODEL_DIR``
+Overrides, in order: ``--model PATH`` (a model file any backend in ``backends.py`` runs), ``BACKDROP_MODEL_DIR``
 (a folder holding the cached files), then the platform cache dir.
 """
 
@@ -27,6 +27,7 @@ from platformdirs import user_cache_dir
 
 from ..errors import ModelError
 from ..hashing import sha256_file
+from .backends import backend_for, describe_files
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -223,9 +224,9 @@ def resolve(name_or_path: str | os.PathLike, *, quiet: bool = False) -> tuple[Pa
         (path,) = fetch([key], quiet=quiet)
         return path, KNOWN_MODELS[key].spec
     p = Path(key).expanduser()
-    if p.suffix.lower() not in (".tflite", ".onnx"):
+    if backend_for(p) is None:
         known = ", ".join(KNOWN_MODELS)
-        raise ModelError(f"unknown model {key!r}: use one of {known} or a .tflite/.onnx file")
+        raise ModelError(f"unknown model {key!r}: use one of {known} or {describe_files()}")
     if not p.is_file():
         raise ModelError(f"model file not found: {p}")
     return p, None

@@ -1,0 +1,28 @@
+"""The matte and compose stages, in the order a frame meets them.
+
+``STAGES`` is the pipeline as declared data (like MediaPipe's ``.pbtxt`` graphs): it reads like
+the README diagram, and everything a stage needs elsewhere (options, ``--raw``, flags, live keys,
+bench order, batch hash) is derived from it. Adding a stage is one file ending in
+``STAGE = StageSpec(...)`` plus one line here.
+"""
+
+from __future__ import annotations
+
+from . import (cleanup, colour_match, decontaminate, delay, light_wrap, refine, roi, steady, still,
+               temporal)
+from .base import Opt, Stage, StageContext, StageSpec
+
+STAGES: list[StageSpec] = [
+    still.STAGE,          # skip when still: reuse the matte while the edge band did not change
+    roi.STAGE,            # crop to the person; runs the network on the crop (the network runs here)
+    cleanup.STAGE,        # stray blobs dropped, holes filled
+    temporal.STAGE,       # motion-guided fusion with the past
+    delay.STAGE,          # one-frame-delay flicker filter (files)
+    refine.STAGE,         # guided upsampling to full size
+    steady.STAGE,         # steady the refined matte where nothing moved
+    decontaminate.STAGE,  # the person's own edge colours
+    colour_match.STAGE,   # brightness toward the new background
+    light_wrap.STAGE,     # the new background's light on the rim
+]
+
+__all__ = ["STAGES", "Opt", "Stage", "StageContext", "StageSpec"]

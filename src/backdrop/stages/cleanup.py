@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .base import Opt, Stage, StageSpec
+
 KEEP_MODES = ("all", "main", "faces")
 
 
@@ -90,3 +92,23 @@ def cleanup(matte: np.ndarray, options: CleanupOptions | None = None,
             if fill.any():
                 out = np.maximum(out, fill[hlabels].astype(np.float32))
     return out.astype(np.float32, copy=False)
+
+
+class CleanupStage(Stage):
+    """Drop stray blobs, fill holes (see :func:`cleanup`)."""
+
+    def after(self, fs) -> None:
+        keep = self.options.keep
+        fs.canvas = cleanup(fs.canvas, CleanupOptions(keep=keep),
+                            guide_gray=fs.grey.astype(np.uint8) if keep == "faces" else None)
+
+
+STAGE = StageSpec(
+    name="cleanup", phase="network", make=CleanupStage,
+    summary="stray blobs dropped (every real person kept), holes filled",
+    options=[
+        Opt("cleanup", True, "drop stray blobs and fill holes in the matte", raw=False, live=True),
+        Opt("keep", "all", "which people cleanup keeps: all, main (touching the largest), faces",
+            choices=KEEP_MODES, live=True),
+    ],
+)

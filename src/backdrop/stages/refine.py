@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .base import Opt, Stage, StageSpec
+
 
 @dataclass
 class RefineOptions:
@@ -126,9 +128,9 @@ def solve_unknown_band(frame: np.ndarray, matte: np.ndarray, band: int | None = 
     try:
         from pymatting import estimate_alpha_cf
     except ImportError:
-        from ..errors import OptionError
+        from ..errors import OptionError, install_hint
 
-        raise OptionError("--quality high needs pymatting: pip install 'backdrop[quality]'") from None
+        raise OptionError("{option} high needs pymatting: " + install_hint("quality"), option="refine") from None
     h, w = matte.shape
     s = min(1.0, max_side / max(h, w))
     sw, sh = max(1, round(w * s)), max(1, round(h * s))
@@ -147,3 +149,26 @@ def solve_unknown_band(frame: np.ndarray, matte: np.ndarray, band: int | None = 
     unknown = cv2.resize(((fg == 0) & (bg == 0)).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     alpha_up = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
     return np.clip(unknown * alpha_up + (1 - unknown) * matte, 0, 1).astype(np.float32)
+
+
+REFINE_MODES = ("bilinear", "guided", "high")
+
+
+class RefineStage(Stage):
+    """The working-size matte to full size with the frame as the guide."""
+
+    def full(self, fs) -> None:
+        m = fast_guided_upsample(fs.frame, fs.small, fs.canvas, RefineOptions())
+        if self.options.refine == "high":
+            m = solve_unknown_band(fs.frame, m)
+        fs.matte = m
+
+
+STAGE = StageSpec(
+    name="refine", phase="full", make=RefineStage, upsamples=True,
+    summary="blurry network edge: fast guided filter against the full-res frame; high: closed-form "
+            "matting of the band (photos)",
+    options=[Opt("refine", "guided", "edge refinement: guided, bilinear (none), high (closed-form matting, "
+                 "slow, photos)", choices=REFINE_MODES, raw="bilinear")],
+    enabled=lambda o: o.refine != "bilinear",
+)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .base import Opt, Stage, StageSpec
 from .smoothing import DoubleExponential
 
 
@@ -118,3 +119,50 @@ class RoiTracker:
         x0 = min(max(cx - bw / 2, 0), w - bw)
         y0 = min(max(cy - bh / 2, 0), h - bh)
         return int(round(x0)), int(round(y0)), int(round(x0 + bw)), int(round(y0 + bh))
+
+
+class RoiStage(Stage):
+    """Run the network on a crop around the person; owns the crop, the paste, re-detection and
+    the confidence that decides whether the next frame may use a crop."""
+
+    def __init__(self, options, context):
+        super().__init__(options, context)
+        self.tracker = RoiTracker(context.aspect, RoiOptions(redetect_every=options.redetect_every))
+
+    def before(self, fs) -> None:
+        w, h = fs.size
+        fs.box = self.tracker.next_box(w, h)
+
+    def segment(self, fs, network) -> None:
+        w, h = fs.size
+        canvas = network.segment(fs, fs.box)
+        if fs.box is None:
+            # full-frame detection: when the person is small, look again on the crop at once
+            with fs.timer("roi"):
+                self.tracker.update(canvas, w, h, None)
+            if self.tracker.box is not None:
+                fs.box = self.tracker.box
+                canvas = network.segment(fs, fs.box)
+        fs.canvas = canvas
+
+    def learn(self, fs) -> None:
+        w, h = fs.size
+        canvas = fs.canvas
+        present = canvas > 0.02
+        confident = bool(np.abs(canvas[present] * 2 - 1).mean() > 0.5) if present.any() else False
+        self.tracker.update(canvas, w, h, fs.box, confident)
+
+    def reset(self) -> None:
+        self.tracker.reset()
+
+
+STAGE = StageSpec(
+    name="roi", phase="network", make=RoiStage,
+    summary="small person in a big frame gets few network pixels: run the network on a crop around "
+            "them, the box smoothed by Holt double exponential smoothing",
+    options=[
+        Opt("roi", True, "crop to the person (Holt-smoothed box) instead of the whole frame", raw=False, live=True),
+        Opt("redetect_every", RoiOptions.redetect_every, "full-frame re-detection every N frames", low=1,
+            high=100000, video_only=True, metavar="N"),
+    ],
+)

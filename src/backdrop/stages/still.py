@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .base import Opt, Stage, StageSpec
+
 
 @dataclass
 class StillOptions:
@@ -57,3 +59,37 @@ class StillDetector:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
         binary = (matte > 0.5).astype(np.uint8)
         self.band = (cv2.dilate(binary, k) - cv2.erode(binary, k)).astype(bool)
+
+
+class StillStage(Stage):
+    """Skip the network while the person is still; reuse the last network matte instead."""
+
+    def __init__(self, options, context):
+        super().__init__(options, context)
+        self.detector = StillDetector(StillOptions(max_skip=options.max_skip))
+        self.last_canvas: np.ndarray | None = None
+
+    def before(self, fs) -> None:
+        if self.last_canvas is not None and self.detector.should_skip(fs.grey):
+            fs.skipped = True
+            fs.canvas = self.last_canvas
+
+    def learn(self, fs) -> None:
+        self.detector.observe(fs.grey, fs.canvas)
+        self.last_canvas = fs.canvas
+
+    def reset(self) -> None:
+        self.detector.reset()
+        self.last_canvas = None
+
+
+STAGE = StageSpec(
+    name="still", phase="network", make=StillStage,
+    summary="CPU load: reuse the matte while the edge band did not change",
+    options=[
+        Opt("skip_still", True, "reuse the matte while the person is still", raw=False, live=True,
+            video_only=True, flag="--no-skip"),
+        Opt("max_skip", StillOptions.max_skip, "re-run the network at least every K+1 frames", low=0, high=1000,
+            live=True, video_only=True, metavar="K"),
+    ],
+)

@@ -1,13 +1,13 @@
-"""Temporal stability: motion-guided fusion and MODNet's one-frame-delay flicker filter.
+"""Temporal stability: motion-guided fusion of the working-size matte.
 
 Per-frame segmentation shakes at the edges even when the person is still, because each frame's
 noise differs. Where the image did not change (frame difference below a noise level) the new
 matte is blended with the running fused matte; where it changed, the new matte is trusted
-as is, so motion is never smeared. This adds no latency.
+as is, so motion is never smeared. This adds no latency. The same weights steady the refined
+full-size matte (``stages/steady.py``); MODNet's one-frame delay is ``stages/delay.py``.
 
-The one-frame delay (Ke et al., MODNet, AAAI 2022, "OFD"): when a pixel's matte at t-1 differs
-from both t-2 and t, while t-2 and t agree, it is a flicker and takes their mean. It needs the
-next frame, so it is used for files only (one frame of look-ahead), never live.
+The strength default 0.93 was measured on the shared clips (docs/quality.md: flicker at most
+0.38x raw with dtSSD down on both DAVIS clips).
 """
 
 from __future__ import annotations
@@ -17,16 +17,21 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .base import Opt, Stage, StageSpec
+
 
 MOTION_REACH = 0.008  # motion counts this far (fraction of the long side) from where it is seen
 
 
+STRENGTH = Opt("temporal", 0.93, "motion-guided temporal fusion strength, 0 = off", low=0, high=1,
+                high_open=True, raw=0.0, live=True, video_only=True, metavar="S")
+
+
 @dataclass
 class TemporalOptions:
-    strength: float = 0.7  # weight of the past where the image is still (0 = off)
+    strength: float = STRENGTH.default  # weight of the past where the image is still (0 = off)
     motion_low: float = 6.0  # grey-level change treated as noise
     motion_high: float = 24.0  # grey-level change treated as real motion
-    ofd_threshold: float = 0.1
 
 
 class MotionFusion:
@@ -37,7 +42,6 @@ class MotionFusion:
         self.prev_grey: np.ndarray | None = None
         self.fused: np.ndarray | None = None
         self.weight: np.ndarray | None = None  # weight of the past, working size, last frame
-        self.prev_full: np.ndarray | None = None  # last full-resolution matte
 
     @staticmethod
     def _kernel(shape) -> np.ndarray:
@@ -48,7 +52,6 @@ class MotionFusion:
         self.prev_grey = None
         self.fused = None
         self.weight = None
-        self.prev_full = None
 
     def __call__(self, grey: np.ndarray, matte: np.ndarray) -> np.ndarray:
         """``grey``: working-size float32 grey frame; ``matte``: working-size matte."""
@@ -66,33 +69,24 @@ class MotionFusion:
         self.prev_grey, self.fused, self.weight = grey, fused.astype(np.float32), w_past
         return self.fused
 
-    def steady_full(self, full: np.ndarray, weight: np.ndarray | None) -> np.ndarray:
-        """Apply the same motion-gated blend to the full-resolution (refined) matte.
 
-        The guided refinement takes its edges from the current frame, so sensor and
-        compression noise in a still frame would make the refined edge shimmer even when the
-        working-size matte is steady. Blending with the previous refined matte where nothing
-        moved removes that; where the image moved the weight is 0 and the new matte is used.
-        """
-        prev, w = self.prev_full, weight
-        self.prev_full = full
-        if prev is None or w is None or prev.shape != full.shape:
-            return full
-        h, wd = full.shape
-        w_up = cv2.resize(w, (wd, h), interpolation=cv2.INTER_LINEAR) if w.shape != full.shape else w
-        out = prev - full
-        out *= w_up
-        out += full
-        self.prev_full = out
-        return out
+class TemporalStage(Stage):
+    """Fuse each frame's working-size matte with the past where the picture is still."""
+
+    def __init__(self, options, context):
+        super().__init__(options, context)
+        self.fusion = MotionFusion(TemporalOptions(strength=options.temporal))
+
+    def work(self, fs) -> None:
+        fs.canvas = self.fusion(fs.grey, fs.canvas)
+        fs.weight = self.fusion.weight
+
+    def reset(self) -> None:
+        self.fusion.reset()
 
 
-def one_frame_delay(prev: np.ndarray, cur: np.ndarray, nxt: np.ndarray, threshold: float = 0.1) -> np.ndarray:
-    """MODNet OFD: fix pixels of ``cur`` that disagree with both neighbours which agree."""
-    agree = np.abs(prev - nxt) <= threshold
-    flick = agree & (np.abs(cur - prev) > threshold) & (np.abs(cur - nxt) > threshold)
-    if not flick.any():
-        return cur
-    out = cur.copy()
-    out[flick] = 0.5 * (prev[flick] + nxt[flick])
-    return out
+STAGE = StageSpec(
+    name="temporal", phase="work", make=TemporalStage, on_skipped=True,
+    summary="shaking edges: motion-guided fusion with the past where nothing moved",
+    options=[STRENGTH], enabled=lambda o: o.temporal > 0,
+)

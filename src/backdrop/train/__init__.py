@@ -18,7 +18,7 @@ the modules that need it, so ``backdrop --help`` works without the extra install
 
 from __future__ import annotations
 
-from ..errors import BackdropError
+from ..errors import BackdropError, install_hint
 
 
 class TrainError(BackdropError):
@@ -34,7 +34,7 @@ def require_torch():
     try:
         import torch
     except ModuleNotFoundError:
-        raise TrainError("training needs PyTorch: pip install 'backdrop[train]' "
+        raise TrainError(f"training needs PyTorch: {install_hint('train')} "
                          "(or pip install torch onnx pyyaml)") from None
     return torch
 

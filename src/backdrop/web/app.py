@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackdropError, OptionError
+from ..errors import BackdropError, OptionError, install_hint
 from .config import CONTENT_TYPES, MAX_OFFER_BYTES, STATIC_DIR, UPLOAD_TYPES, ServeError, ServerConfig
 from .ice import loopback_ice
 from .memory import process_memory, release_free_memory
@@ -36,7 +36,7 @@ class BackdropServer:
             import aiohttp  # noqa: F401
             import aiortc  # noqa: F401
         except ImportError:
-            raise ServeError("backdrop serve needs the [web] extra: pip install 'backdrop[web]'") from None
+            raise ServeError(f"backdrop serve needs the [web] extra: {install_hint('web')}") from None
         from aiortc.contrib.media import MediaRelay
 
         from ..models import DEFAULT_MODEL

@@ -56,15 +56,15 @@ class ServerConfig:
 
     def validate(self) -> "ServerConfig":
         if not 1 <= self.max_peers <= 256:
-            raise OptionError(f"--max-peers must be between 1 and 256, got {self.max_peers}")
+            raise OptionError(f"{{option}} must be between 1 and 256, got {self.max_peers}", option="max_peers")
         if not 0 <= self.max_viewers <= 1024:
-            raise OptionError(f"--max-viewers must be between 0 and 1024, got {self.max_viewers}")
+            raise OptionError(f"{{option}} must be between 0 and 1024, got {self.max_viewers}", option="max_viewers")
         if not 1024 <= self.max_upload_bytes <= 512 * 1024 * 1024:
-            raise OptionError("--max-upload-mb must be between 0.001 and 512")
+            raise OptionError("max_upload_bytes must be between 1 KiB and 512 MiB")
         if not 0 <= self.port <= 65535:
-            raise OptionError(f"--port must be between 0 and 65535, got {self.port}")
+            raise OptionError(f"{{option}} must be between 0 and 65535, got {self.port}", option="port")
         if bool(self.certfile) != bool(self.keyfile):
-            raise OptionError("--cert and --key go together")
+            raise OptionError("certfile and keyfile go together")
         if self.background.strip().lower() == "transparent":
             raise OptionError("a live stream has no alpha channel: use a colour, blur or an image")
         return self

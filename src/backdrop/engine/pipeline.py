@@ -1,0 +1,239 @@
+"""The Pipeline: segmenter -> the declared STAGES -> the background's compositor, per stream.
+
+A frame flows one way. ``Pipeline.matte(frame)`` returns the matte of a frame (float32 HxW in
+[0, 1]); ``Pipeline(frame)`` returns the composite (RGB uint8 HxWx3, or RGBA for a transparent
+background, or the 8-bit matte for ``background="matte"``: see :attr:`output_kind`). The engine
+knows no stage by name: it runs the hooks of the stages that are on (``stages.STAGES``, in
+order) over one :class:`FrameState` per frame. Everything that lives across frames is inside the
+stage objects of this pipeline, so two pipelines never share it (the web server builds one per
+peer). ``Pipeline.stream`` is the file-mode loop, which holds one frame back when a stage needs
+the next one (the one-frame delay).
+
+When no stage is on (``PipelineOptions.raw()``) there is nothing to do at working size: the
+network's output goes straight to the frame's size, the bare network that ``docs/quality.md``
+compares against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..compose.backgrounds import Background, parse_background
+from ..errors import InputError
+from ..models import Segmenter, load_model
+from ..stages import STAGES
+from ..stages.base import HOOKS, StageContext, implements
+from ..stages.refine import bilinear_upsample
+from ..timing import StageTimer
+from .network import Network
+from .options import PipelineOptions, check_overrides
+from .state import FrameState
+
+T = TypeVar("T")
+
+
+def check_frame(frame: np.ndarray) -> np.ndarray:
+    """Frames are RGB uint8 HxWx3; say so clearly when they are not."""
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        desc = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+        raise InputError(f"frames must be RGB uint8 HxWx3 arrays, got {desc}")
+    if frame.shape[0] < 1 or frame.shape[1] < 1:
+        raise InputError("frame has no pixels")
+    return frame
+
+
+class Pipeline:
+    """Segment, refine and composite frames of one stream.
+
+    ``background`` is any ``--background`` value (or a BackgroundSpec, an RGB tuple, an RGB
+    uint8 array, a Background); options come as ``options=PipelineOptions(...)`` and/or keywords
+    (``Pipeline(background="#00b140", roi=False, temporal=0.5)``).
+
+    >>> p = Pipeline(background="#00b140")   # doctest: +SKIP
+    >>> out = p(frame)                        # RGB uint8 in, RGB uint8 out
+    """
+
+    def __init__(self, background: Any = None, model: str | None = None, *,
+                 options: PipelineOptions | None = None, segmenter: Segmenter | None = None,
+                 live: bool = False, **overrides: Any):
+        if model is not None:
+            overrides["model"] = str(model)
+        check_overrides(overrides)
+        self.options = replace(options or PipelineOptions(), **overrides).validate()
+        self.live = live
+        self.timer = StageTimer()
+        self.network = Network(segmenter or load_model(self.options.model, threads=self.options.threads,
+                                                       quiet=self.options.quiet), self.timer)
+        self.background: Background = parse_background(background)
+        self.index = -1
+        self._make_stages()
+
+    # -- the stages that are on ---------------------------------------------------------------
+    def _make_stages(self, keep: dict[str, Any] | None = None) -> None:
+        """One object per stage that is on; ``keep`` maps names to objects that stay as they are."""
+        ctx = StageContext(aspect=self.network.aspect, live=self.live)
+        stages = []
+        for spec in STAGES:
+            if spec.is_on(self.options, live=self.live):
+                stage = (keep or {}).get(spec.name) or spec.make(self.options, ctx)
+                stage.spec = spec
+                stages.append(stage)
+        self.stages = stages
+        self._hooks = {hook: [s for s in stages if implements(s, hook)] for hook in HOOKS}
+        self._works = any(s.spec.phase != "compose" for s in stages)  # else: the raw path
+        self._upsampled = any(s.spec.upsamples for s in stages)
+
+    def update_options(self, **changes: Any) -> PipelineOptions:
+        """Change options between two frames (live); stages whose options changed start afresh,
+        the others keep their state."""
+        check_overrides(changes)
+        old, new = self.options, replace(self.options, **changes).validate()
+        keep = {}
+        for stage in self.stages:
+            names = [o.name for o in stage.spec.options]
+            if all(getattr(old, n) == getattr(new, n) for n in names):
+                keep[stage.spec.name] = stage
+        self.options = new
+        self._make_stages(keep)
+        return new
+
+    @property
+    def segmenter(self) -> Segmenter:
+        return self.network.segmenter
+
+    @segmenter.setter
+    def segmenter(self, segmenter: Segmenter) -> None:
+        self.network.segmenter = segmenter
+
+    @property
+    def output_kind(self) -> str:
+        """``rgb``, ``rgba`` or ``gray``: what :meth:`__call__` returns (the background says)."""
+        return self.background.output_kind
+
+    # -- one frame ----------------------------------------------------------------------------
+    def _run(self, stage, hook: str, *args: Any) -> Any:
+        with self.timer(stage.spec.name):
+            return getattr(stage, hook)(*args)
+
+    def _work(self, frame: np.ndarray) -> FrameState:
+        """Network and work phases of a new frame: its working-size matte (or, on the raw path,
+        the network's matte at full size)."""
+        check_frame(frame)
+        self.index += 1
+        fs = FrameState(self.index, frame, self.timer, self.options.work_size)
+        if not self._works:
+            fs.matte = self.network.full_frame(fs)
+            return fs
+        fs.prepare_working()
+        hooks = self._hooks
+        for stage in hooks["before"]:
+            self._run(stage, "before", fs)
+            if fs.skipped:
+                break
+        if not fs.skipped:
+            if hooks["segment"]:  # a stage that runs the network itself (ROI) times its own parts
+                hooks["segment"][0].segment(fs, self.network)
+            else:
+                fs.canvas = self.network.segment(fs)
+            for stage in hooks["after"]:
+                self._run(stage, "after", fs)
+            for stage in hooks["learn"]:
+                self._run(stage, "learn", fs)
+        for stage in hooks["work"]:
+            if stage.spec.on_skipped or not fs.skipped:
+                self._run(stage, "work", fs)
+        return fs
+
+    def _full(self, fs: FrameState) -> np.ndarray:
+        """The full phase: the matte at the frame's size."""
+        if fs.matte is None:
+            if not self._upsampled:
+                with self.timer("refine"):
+                    fs.matte = bilinear_upsample(fs.canvas, *fs.size)
+            for stage in self._hooks["full"]:
+                self._run(stage, "full", fs)
+        return fs.matte
+
+    def _compose(self, fs: FrameState) -> np.ndarray:
+        """The compose phase: the background kind composites the person over itself."""
+        bg = self.background
+        fs.fg = fs.frame
+        if bg.uses_foreground:
+            for stage in self._hooks["foreground"]:
+                self._run(stage, "foreground", fs)
+        with self.timer("composite"):
+            return bg.composite(fs, self._over, self._finish)
+
+    def _over(self, fs: FrameState, bg: np.ndarray) -> None:
+        for stage in self._hooks["over"]:
+            stage.over(fs, bg)
+
+    def _finish(self, fs: FrameState, out: np.ndarray, bg: np.ndarray) -> np.ndarray:
+        for stage in self._hooks["finish"]:
+            out = stage.finish(fs, out, bg)
+        return out
+
+    # -- the public calls ---------------------------------------------------------------------
+    def matte(self, frame: np.ndarray) -> np.ndarray:
+        """Matte of one frame: float32 HxW in [0, 1] at the frame's size (state advances).
+
+        No look-ahead: this is what live mode uses. Files go through :meth:`stream`.
+        """
+        return self._full(self._work(frame))
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """Composite of one frame (no look-ahead), see :attr:`output_kind`."""
+        fs = self._work(frame)
+        self._full(fs)
+        return self._compose(fs)
+
+    def composite(self, frame: np.ndarray, matte: np.ndarray, index: int | None = None) -> np.ndarray:
+        """Composite ``frame`` with a given matte (float32 HxW in [0, 1]) over the background."""
+        fs = FrameState(self.index if index is None else index, check_frame(frame), self.timer,
+                        self.options.work_size, matte=matte)
+        return self._compose(fs)
+
+    def stream(self, items: Iterable[T], image_of: Callable[[T], np.ndarray] = lambda x: x
+               ) -> Iterator[tuple[T, np.ndarray, np.ndarray]]:
+        """File-mode loop: yields ``(item, matte, output)`` for each item, in order.
+
+        When a stage needs the next frame (the one-frame delay; never live) each frame is held
+        back one frame so it can see its successor; the last frame is flushed at the end.
+        """
+        look = self._hooks["look_ahead"]
+        held: tuple[T, FrameState] | None = None
+        for item in items:
+            fs = self._work(image_of(item))
+            if not look:
+                yield item, self._full(fs), self._compose(fs)
+                continue
+            if held is not None:
+                for stage in look:
+                    self._run(stage, "look_ahead", held[1], fs)
+                yield held[0], self._full(held[1]), self._compose(held[1])
+            held = (item, fs)
+        if held is not None:
+            yield held[0], self._full(held[1]), self._compose(held[1])
+
+    def start(self, *, fps: float | None = None, frames: int | None = None) -> None:
+        """A file job begins: tell the background its frame rate and length (slide timing)."""
+        self.background.start(fps=fps, frames=frames)
+
+    def reset(self) -> None:
+        """Start a new stream: forget all per-stream state."""
+        self.index = -1
+        self.network.inferences = 0
+        self._make_stages()
+        self.network.segmenter.reset()
+
+    def close(self) -> None:
+        self.background.close()
+
+    def stats(self) -> dict[str, Any]:
+        n = self.index + 1
+        inferences = self.network.inferences
+        return {"frames": n, "inferences": inferences, "skipped_fraction": (1 - inferences / n) if n else 0.0}

@@ -1,0 +1,207 @@
+"""The stage contract: every matte or compose stage declares itself once, here is the shape.
+
+A stage module ends with ``STAGE = StageSpec(...)``: its name (also its timer key in ``backdrop
+bench``), its phase, its options (:class:`Opt`: default, range or choices, help, flag, value under
+``--raw``, whether it can change live) and a factory for the per-stream object that does the work.
+Everything else is derived from the declarations in ``stages.STAGES``: the fields of
+``PipelineOptions``, ``PipelineOptions.raw()``, validation, the CLI flags and their help, the live
+settings keys, bench's stage order and the batch settings hash. The model for this is MediaPipe's
+calculators (declared inputs, outputs and options) chained by a ``.pbtxt`` graph.
+
+Phases, in the order a frame meets them (see :mod:`backdrop.engine.pipeline`):
+
+- ``network``: around the segmentation network at working size. ``before`` hooks run before it
+  (a stage may mark the frame skipped, or pick a crop box), ``segment`` lets one stage run the
+  network itself (ROI: crop, paste, re-detect), ``after`` hooks correct the network's matte
+  (cleanup), ``learn`` hooks update a stage's per-stream model from the settled matte (for the
+  next frame). On a skipped frame none of these run after ``before``.
+- ``work``: the working-size matte of every frame (skipped ones too where ``on_skipped``), and
+  ``look_ahead`` for stages that need the next frame (files only, never live).
+- ``full``: at the frame's full size (refinement, steadying).
+- ``compose``: the person's colours (``foreground``), adjustments against the new background
+  before the blend (``over``) and after it (``finish``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import OptionError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine.state import FrameState
+
+PHASES = ("network", "work", "full", "compose")
+
+
+class _Unchanged:
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED = _Unchanged()
+"""``Opt.raw`` value meaning: ``--raw`` leaves this option as it is."""
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One option of a stage (or of the engine), declared once.
+
+    ``low``/``high`` bound numbers (``high_open`` excludes ``high``), ``choices`` bound strings;
+    ``raw`` is its value under ``PipelineOptions.raw()``; ``live`` makes it a live settings key
+    (HTTP/JSON, config file, web data channel); ``hashed`` says the output depends on it (the batch
+    settings hash); ``video_only`` hides it where only one frame is processed (``backdrop image``).
+    """
+
+    name: str
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+    raw: Any = UNCHANGED
+    live: bool = False
+    hashed: bool = True
+    video_only: bool = False
+    flag: str | None = None
+    metavar: str | None = None
+    optional: bool = False  # None is allowed (and means "automatic")
+
+    @property
+    def kind(self) -> type:
+        return type(self.default) if self.default is not None else int
+
+    @property
+    def cli_flag(self) -> str:
+        """``--no-roi`` for an option that is on by default, ``--work-size`` otherwise."""
+        if self.flag:
+            return self.flag
+        dashed = self.name.replace("_", "-")
+        return f"--no-{dashed}" if self.kind is bool and self.default else f"--{dashed}"
+
+    def describe(self) -> str:
+        """The allowed values in words, for errors and help."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.kind is bool:
+            return "true or false"
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        if self.kind is int:
+            return f"a whole number between {lo} and {hi}"
+        return f"a number in [{lo}, {hi}{')' if self.high_open else ']'}"
+
+    def check(self, value: Any) -> Any:
+        """``value`` converted to the option's type, or :class:`OptionError` naming the option."""
+        if value is None and self.optional:
+            return None
+        bad = OptionError(f"{{option}} must be {self.describe()}, got {str(value)[:40]!r}", option=self.name)
+        kind = self.kind
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise bad
+            return value
+        if kind is str:
+            if not isinstance(value, str) or (self.choices and value not in self.choices):
+                raise bad
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise bad
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise bad
+        if (self.low is not None and value < self.low) or (self.high is not None and (
+                value > self.high or (self.high_open and value >= self.high))):
+            raise bad
+        return value
+
+
+class Stage:
+    """Per-stream object of a stage: the hooks of its phase; state that lives across frames.
+
+    Hooks that a stage does not override are never called. ``self.options`` is the pipeline's
+    options object (read the stage's own fields from it).
+    """
+
+    spec: "StageSpec"
+
+    def __init__(self, options: Any, context: "StageContext"):
+        self.options = options
+        self.context = context
+
+    # network phase
+    def before(self, fs: "FrameState") -> None: ...
+    def segment(self, fs: "FrameState", network: Any) -> None: ...
+    def after(self, fs: "FrameState") -> None: ...
+    def learn(self, fs: "FrameState") -> None: ...
+    # work phase
+    def work(self, fs: "FrameState") -> None: ...
+    def look_ahead(self, fs: "FrameState", nxt: "FrameState") -> None: ...
+    # full phase
+    def full(self, fs: "FrameState") -> None: ...
+    # compose phase
+    def foreground(self, fs: "FrameState") -> None: ...
+    def over(self, fs: "FrameState", background: Any) -> None: ...
+    def finish(self, fs: "FrameState", out: Any, background: Any) -> Any:
+        return out
+
+    def reset(self) -> None:
+        """Forget per-stream state (a new stream starts)."""
+
+
+HOOKS = ("before", "segment", "after", "learn", "work", "look_ahead", "full", "foreground", "over", "finish")
+
+
+def implements(stage: Stage, hook: str) -> bool:
+    """True when ``stage`` overrides ``hook`` (the engine calls only those)."""
+    return getattr(type(stage), hook) is not getattr(Stage, hook)
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage may know about its stream when it is made."""
+
+    aspect: float = 1.0  # the model's input width / height (ROI shapes its crop to it)
+    live: bool = False
+
+
+def _first_option_on(spec: "StageSpec") -> Callable[[Any], bool]:
+    name = spec.options[0].name
+    return lambda o: bool(getattr(o, name))
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """The declaration of a stage. ``enabled`` defaults to "its first option is truthy"."""
+
+    name: str
+    phase: str
+    summary: str
+    make: Callable[[Any, StageContext], Stage]
+    options: Sequence[Opt] = ()
+    enabled: Callable[[Any], bool] | None = None
+    on_skipped: bool = False  # runs on frames whose network pass was skipped (work phase)
+    needs_next: bool = False  # needs the next frame: files only, never live
+    upsamples: bool = False  # makes the full-size matte (else the engine upsamples bilinearly)
+    module: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.phase not in PHASES:
+            raise ValueError(f"stage {self.name}: phase must be one of {PHASES}")
+        if self.enabled is None:
+            if not self.options:
+                raise ValueError(f"stage {self.name}: declare enabled= or at least one option")
+            object.__setattr__(self, "enabled", _first_option_on(self))
+
+    def is_on(self, options: Any, *, live: bool = False) -> bool:
+        """Whether this stage runs under ``options`` (and in live mode, when ``live``)."""
+        return bool(self.enabled(options)) and not (live and self.needs_next)
