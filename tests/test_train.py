@@ -46,7 +46,8 @@ def smoke_config(out, **run) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    from backdrop.train.loop import Trainer, load_split, score
+    from backdrop.train.evaluate import load_split, score
+    from backdrop.train.loop import Trainer
     from backdrop.train.predict import TorchSegmenter
 
     threads = torch.get_num_threads()
@@ -103,8 +104,8 @@ def test_onnx_export_parity_metadata_and_video_cli(smoke, tmp_path):
 
     from backdrop import load_model
     from backdrop.models.spec import ONNX_METADATA_KEY, ModelSpec
+    from backdrop.train.evaluate import load_split
     from backdrop.train.export import export_checkpoint, parity
-    from backdrop.train.loop import load_split
     from backdrop.train.predict import load_student
     from media import write_video
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from backdrop.train import TrainError
-from backdrop.train.data import (SPLITS, GeometryConfig, PhotoConfig, SynthConfig, SynthDataset, composite,
-                                 find_pairs, iter_frames, load_pair, photometric, random_background,
-                                 random_geometry, random_tps_maps, remove_person, select, split_of,
-                                 touching_borders, tps_warp, warp)
+from backdrop.train.data import SPLITS, find_pairs, iter_frames, load_pair, remove_person, select, split_of
+from backdrop.train.geometry import GeometryConfig, random_geometry, random_tps_maps, touching_borders, tps_warp, warp
+from backdrop.train.photometric import PhotoConfig, photometric
+from backdrop.train.synth import SynthConfig, SynthDataset, composite, random_background
 from backdrop.train.teacher import label_frame, label_frames
 from conftest import shared_path
 

@@ -180,7 +180,7 @@ def run_info(args) -> int:
             from ..train import TrainError
 
             raise TrainError("--evaluate needs --checkpoint")
-        from ..train.loop import report_eval
+        from ..train.evaluate import report_eval
 
         r = report_eval(cfg, args.checkpoint, folders=args.on)
         info["eval"] = {"images": r["eval_images"], "student": {k: r["student"][k] for k in ("iou", "boundary_f")}}

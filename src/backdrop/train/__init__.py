@@ -3,10 +3,15 @@
 One concern per file:
 
 - :mod:`.model`    MobileNetV2 U-Net student (matte head + optional 3-class parsing head), counts
-- :mod:`.data`     folder pairs, splits, backgrounds, synthesis, geometric and photometric augmentation
+- :mod:`.data`     folder pairs, deterministic splits, frames from folders or videos, backgrounds
+- :mod:`.geometry` border-preserving affine and thin-plate-spline warps (geometric augmentation)
+- :mod:`.photometric` colour, gamma, blur, noise and JPEG (photometric augmentation)
+- :mod:`.synth`    people x backgrounds composited and augmented: the training dataset
 - :mod:`.losses`   BCE+Dice, Lovasz, boundary band, OHEM, consistency KL, distillation, parsing CE
 - :mod:`.config`   the training config (TOML or YAML) as dataclasses
-- :mod:`.loop`     the seeded, resumable training loop with validation and a CSV log
+- :mod:`.loop`     the seeded, resumable training loop with checkpoints and a CSV log
+- :mod:`.runtime`  device, seeding, batching and the learning-rate schedule the loop uses
+- :mod:`.evaluate` labelled splits for scoring, IoU / boundary F, ``eval.json``
 - :mod:`.predict`  a torch model wrapped as a :class:`backdrop.models.base.Segmenter`
 - :mod:`.export`   ONNX export with the ``backdrop.spec`` metadata, and the parity check
 - :mod:`.teacher`  teacher labelling of unlabelled frames with a flip / scale consistency filter

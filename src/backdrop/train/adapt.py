@@ -76,7 +76,8 @@ def adapt(frames: str | Path, out: str | Path, *, checkpoint: str | Path | None 
           quiet: bool = False) -> dict:
     """Run the whole adaptation (see the module docstring); returns and writes ``adapt.json``."""
     require_torch()
-    from .loop import Labelled, Trainer, score
+    from .evaluate import Labelled, score
+    from .loop import Trainer
     from .predict import TorchSegmenter, read_checkpoint
     from .teacher import label_frame, load_teacher
 

@@ -18,8 +18,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from . import TrainError
-from .data import GeometryConfig, PhotoConfig
+from .geometry import GeometryConfig
 from .losses import LossWeights
+from .photometric import PhotoConfig
 
 
 @dataclass

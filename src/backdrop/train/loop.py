@@ -23,124 +23,20 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import TrainError, require_torch
 from .config import TrainConfig
-from .data import SynthConfig, SynthDataset, find_pairs, load_pair, remove_person, select, load_backgrounds
+from .data import load_backgrounds, remove_person
+from .evaluate import Labelled, load_split, report_eval, score
+from .runtime import collate, lr_at, pick_device, seed_everything, to_batch
+from .synth import SynthConfig, SynthDataset
 
 log = logging.getLogger(__name__)
 CSV_FIELDS = ["epoch", "step", "seconds", "lr", "loss", "bce", "dice", "lovasz", "boundary", "ohem",
               "consistency", "distill", "parsing", "val_iou", "val_boundary_f"]
-
-
-@dataclass
-class Labelled:
-    """A loaded labelled image for validation/evaluation: full-size image and truth."""
-
-    name: str
-    image: np.ndarray
-    alpha: np.ndarray
-
-
-def load_split(folders: list[str], part: str, cfg: TrainConfig, *, max_side: int | None = None,
-               limit: int = 0) -> list[Labelled]:
-    out: list[Labelled] = []
-    d = cfg.data
-    for folder in folders:
-        pairs = select(find_pairs(folder), part, d.eval_fraction, d.val_fraction, d.split_salt)
-        for p in pairs:
-            img, a = load_pair(p, max_side=max_side)
-            out.append(Labelled(f"{Path(folder).name}/{p.name}", img, a))
-            if limit and len(out) >= limit:
-                return out
-    return out
-
-
-def score(segmenter, items: list[Labelled]) -> dict:
-    """Mean IoU and boundary F (``backdrop eval``'s metrics) of a segmenter on labelled images,
-    at each image's full size, per image then averaged."""
-    from ..metrics.segmentation import boundary_f, iou
-
-    ious, bfs = [], []
-    for it in items:
-        if hasattr(segmenter, "reset"):
-            segmenter.reset()
-        m = segmenter(it.image)
-        ious.append(iou(m, it.alpha))
-        bfs.append(boundary_f(m, it.alpha))
-    return {"iou": float(np.mean(ious)) if ious else float("nan"),
-            "boundary_f": float(np.mean(bfs)) if bfs else float("nan"), "images": len(items),
-            "per_image_iou": [round(float(v), 4) for v in ious]}
-
-
-def pick_device(name: str):
-    torch = require_torch()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainError("run.device is cuda but no CUDA GPU is available")
-    if name not in ("cpu", "cuda"):
-        raise TrainError(f"run.device must be auto, cpu or cuda, not {name!r}")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    import random
-
-    torch = require_torch()
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def to_batch(samples: list[dict], device, crop: int = 0, rng: np.random.Generator | None = None) -> dict:
-    """Stack samples into NCHW float tensors, normalised as the exported spec will normalise."""
-    torch = require_torch()
-    from .model import INPUT_MEAN, INPUT_STD
-
-    def img(key):
-        x = torch.from_numpy(np.stack([s[key] for s in samples])).permute(0, 3, 1, 2).float().div_(255.0)
-        mean = torch.tensor(INPUT_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(INPUT_STD).view(1, 3, 1, 1)
-        return (x - mean) / std
-
-    def mat(key):
-        return torch.from_numpy(np.stack([s[key] for s in samples]))[:, None].float()
-
-    batch = {"image": img("image"), "alpha": mat("alpha")}
-    if "image2" in samples[0]:
-        batch["image2"] = img("image2")
-    if "teacher" in samples[0]:
-        batch["teacher"] = mat("teacher")
-    if crop:
-        h, w = batch["image"].shape[-2:]
-        if crop < min(h, w):
-            rng = rng or np.random.default_rng()
-            y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
-            batch = {k: v[..., y:y + crop, x:x + crop] for k, v in batch.items()}
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def collate(samples: list[dict]) -> list[dict]:
-    return samples
-
-
-def lr_at(step: int, total: int, base: float, warmup: int, time_fraction: float = 0.0) -> float:
-    """Linear warm-up, then cosine decay to 1% of ``base`` at ``total`` steps.
-
-    ``time_fraction`` (elapsed / ``run.time_limit_min``) can move the decay ahead of the step
-    count: a run with a wall-clock budget on a slow or shared machine still ends annealed
-    instead of being cut off at a high learning rate. Without a time limit it is 0 and the
-    schedule depends on the step alone (reproducible).
-    """
-    if warmup and step < warmup:
-        return base * (step + 1) / warmup
-    t = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
-    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 class Trainer:
@@ -418,30 +314,6 @@ def _progress(total: int, desc: str, disable: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, leave=False, disable=disable or not sys.stderr.isatty())
-
-
-def report_eval(cfg: TrainConfig, checkpoint: str | Path, out: str | Path | None = None,
-                teacher: str | None = None, folders: list[str] | None = None) -> dict:
-    """Score a checkpoint and the teacher on the ``eval`` split of the training folders (never
-    trained on) and write ``eval.json``: the number docs/training.md reports. With ``folders``,
-    score every pair of those folders instead (other, wholly held-out sets)."""
-    from .predict import TorchSegmenter, load_student
-    from .teacher import load_teacher
-
-    model, spec, _ = load_student(checkpoint)
-    items = load_split(folders, "all", cfg) if folders else load_split(cfg.data.train, "eval", cfg)
-    if not items:
-        raise TrainError("the eval split is empty: raise data.eval_fraction")
-    result = {"checkpoint": str(checkpoint), "eval_images": len(items),
-              "split": ({"folders": folders} if folders else
-                        {"eval_fraction": cfg.data.eval_fraction, "salt": cfg.data.split_salt}),
-              "student": score(TorchSegmenter(model, spec), items)}
-    teacher = cfg.run.eval_teacher if teacher is None else teacher
-    if teacher:
-        result["teacher"] = {"model": teacher, **score(load_teacher(teacher), items)}
-    if out:
-        Path(out).write_text(json.dumps(result, indent=2))
-    return result
 
 
 def fit(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False, init_from=None) -> dict:
