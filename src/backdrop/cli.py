@@ -84,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already one line on stderr)
+        return int(exc.code or 0)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="backdrop: %(levelname)s: %(message)s")
     if not getattr(args, "func", None):
