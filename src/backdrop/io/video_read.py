@@ -1,0 +1,192 @@
+"""Reading video files with PyAV (FFmpeg): :class:`VideoReader`, :class:`Frame`, :func:`probe`.
+
+Frames stream one at a time as RGB uint8 HxWx3, rotated upright when the file carries a
+display-rotation (phone videos), with each frame's own timestamp so variable-frame-rate timing
+survives. Damaged packets are concealed and counted rather than failing the read. Exists apart
+from writing because most callers (evaluation, backgrounds, benchmarks) only read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import InputError
+from .ffmpeg import _open_input, _short
+from .image import max_pixels
+
+log = logging.getLogger(__name__)
+
+MAX_BAD_PACKETS = 200
+
+
+@dataclass
+class Frame:
+    """One decoded frame: ``image`` is RGB uint8 HxWx3, upright; ``pts`` in ``time_base`` units."""
+
+    image: np.ndarray
+    pts: int | None
+    time_base: Fraction
+    index: int
+
+    @property
+    def time(self) -> float:
+        return float(self.pts * self.time_base) if self.pts is not None else float("nan")
+
+
+def rotate_upright(img: np.ndarray, rotation: float) -> np.ndarray:
+    """Rotate by the display matrix angle (degrees counter-clockwise, as PyAV reports it)."""
+    k = int(round(rotation / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(img, k)) if k else img
+
+
+class VideoReader:
+    """Iterate the frames of a video file. Use as an iterable; the file is closed at the end."""
+
+    def __init__(self, path: Path, *, threads: int | None = None, limit: int | None = None):
+        self.path = Path(path)
+        self.limit = limit = limit or max_pixels()
+        self.container = _open_input(self.path, limit)
+        if not self.container.streams.video:
+            kinds = "audio-only" if self.container.streams.audio else "no video stream"
+            self.container.close()
+            raise InputError(f"input has no video stream ({kinds}): {self.path.name}")
+        self.stream = self.container.streams.video[0]
+        cc = self.stream.codec_context
+        if cc is None:
+            self.container.close()
+            raise InputError(f"no decoder for the video codec of {self.path.name} (corrupt or unsupported)")
+        self.stream.thread_type = "AUTO"
+        if threads:
+            cc.thread_count = int(threads)
+        # the decoder refuses pictures over the limit (a size change mid-stream included)
+        cc.options = {**(cc.options or {}), "max_pixels": str(limit)}
+        self.coded_width, self.coded_height = int(cc.width or 0), int(cc.height or 0)
+        if self.coded_width * self.coded_height > limit:
+            self.container.close()
+            raise InputError(
+                f"video {self.path.name} declares {self.coded_width}x{self.coded_height} pixels, over the "
+                f"limit of {limit} (set BACKDROP_MAX_PIXELS to raise it)"
+            )
+        self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
+        rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
+        self.rate: Fraction = Fraction(rate) if rate else Fraction(30, 1)
+        if self.rate <= 0 or self.rate > 100000:  # a damaged header; timestamps still come per frame
+            self.rate = Fraction(30, 1)
+        # read now: stream attributes are not safe to touch once the container is closed
+        self.declared_frames = int(self.stream.frames or 0)
+        self.frame_count = self.declared_frames
+        if not self.frame_count and self.stream.duration:
+            self.frame_count = int(round(float(self.stream.duration * self.time_base) * float(self.rate)))
+        self.has_audio = any(a.codec_context is not None for a in self.container.streams.audio)
+        self.rotation = 0.0
+        self.bad_packets = 0
+        self.frames_decoded = 0
+        self._closed = False
+        self._seek_pts: int | None = None
+
+    def seek(self, pts: int) -> None:
+        """Start decoding at the keyframe at or before ``pts`` (stream time base).
+
+        Frames come out from that keyframe on, so a caller wanting frames from ``pts`` skips
+        the ones before it. Used by the batch chunker; call before iterating.
+        """
+        try:
+            self.container.seek(int(pts), stream=self.stream, backward=True, any_frame=False)
+        except av.error.FFmpegError as exc:
+            raise InputError(f"cannot seek in {self.path.name}: {_short(exc)}") from None
+        self._seek_pts = int(pts)
+
+    @property
+    def truncated(self) -> bool:
+        """True after a full read when packets were undecodable or clearly fewer frames decoded
+        than the header declared: the file is cut short or damaged (output is still usable).
+
+        A few frames short is normal (an MP4 edit list trims samples the header still counts),
+        so the shortfall must exceed 2 frames and 2% before it counts.
+        """
+        declared = self.declared_frames
+        short = declared - self.frames_decoded
+        return self.bad_packets > 0 or (declared > 0 and short > max(2, declared // 50))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) as displayed (after rotation), known once a frame was decoded."""
+        k = int(round(self.rotation / 90.0)) % 2
+        return (self.coded_height, self.coded_width) if k else (self.coded_width, self.coded_height)
+
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        for packet in self.container.demux(self.stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as exc:  # corrupt packet: conceal, like ffmpeg does
+                if "avcodec_open2" in str(exc):
+                    raise InputError(f"cannot open the decoder for {self.path.name}: {_short(exc)}") from None
+                self.bad_packets += 1
+                log.debug("skipping undecodable packet: %s", exc)
+                if self.bad_packets > MAX_BAD_PACKETS:
+                    raise InputError(f"video {self.path.name} is too corrupt to decode ({_short(exc)})") from None
+                continue
+            yield from frames
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        last_pts = None
+        try:
+            for vf in self._decoded():
+                if vf.width * vf.height == 0:
+                    continue
+                if vf.width * vf.height > self.limit:
+                    raise InputError(
+                        f"video {self.path.name} has a {vf.width}x{vf.height} frame, over the limit of "
+                        f"{self.limit} pixels (set BACKDROP_MAX_PIXELS to raise it)"
+                    )
+                rot = float(getattr(vf, "rotation", 0) or 0)
+                self.rotation = rot
+                img = vf.to_ndarray(format="rgb24")
+                img = rotate_upright(img, rot)
+                pts = vf.pts
+                if pts is None or (last_pts is not None and pts <= last_pts):
+                    step = max(1, round(1 / (float(self.rate) * float(self.time_base)))) if self.rate else 1
+                    pts = (last_pts + step) if last_pts is not None else (self._seek_pts or 0)
+                last_pts = pts
+                yield Frame(img, pts, self.time_base, index)
+                index += 1
+                self.frames_decoded = index
+        except av.error.FFmpegError as exc:
+            raise InputError(f"video {self.path.name} is corrupt: {_short(exc)}") from None
+        finally:
+            self.close()
+        if index == 0:
+            extra = f" ({self.bad_packets} corrupt packets)" if self.bad_packets else ""
+            raise InputError(f"video has no decodable frames: {self.path.name}{extra}")
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.container.close()
+
+
+def probe(path: Path) -> dict:
+    """Facts about a video, decoding it fully: frames, fps, duration, size, audio, rotation."""
+    r = VideoReader(path)
+    has_audio = r.has_audio
+    audio_codec = next((a.codec_context.name for a in r.container.streams.audio if a.codec_context is not None),
+                       None)
+    n, first, last, size = 0, None, None, None
+    for f in r:
+        n += 1
+        first = f.time if first is None else first
+        last = f.time
+        size = f.image.shape[1], f.image.shape[0]
+    return {
+        "frames": n, "fps": float(r.rate), "width": size[0], "height": size[1],
+        "duration": (last - first) + 1 / float(r.rate) if n else 0.0,
+        "has_audio": has_audio, "audio_codec": audio_codec, "rotation": r.rotation,
+    }

@@ -1,0 +1,42 @@
+"""RGB to the YUV layouts a webcam presents: I420 and packed YUYV (4:2:2), BT.601 limited range.
+
+Exists apart from the virtual camera sink because these conversions are pure numpy/OpenCV and
+are used (and benchmarked) without pyvirtualcam or any device.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def rgb_to_i420(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 HxWx3 (even W and H) -> I420 planes as a flat uint8 array of W*H*3/2 bytes."""
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).reshape(-1)
+
+
+def rgb_to_yuyv(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 HxWx3 (even W) -> packed YUYV 4:2:2 (Y0 U Y1 V), flat, W*H*2 bytes.
+
+    Built from the I420 conversion (same BT.601 limited-range matrix) with each chroma row used
+    for two lines, so the two formats show identical colours.
+    """
+    h, w = rgb.shape[:2]
+    yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+    y = yuv[:h]
+    u = yuv[h:h + h // 4].reshape(h // 2, w // 2)
+    v = yuv[h + h // 4:].reshape(h // 2, w // 2)
+    out = np.empty((h, w // 2, 4), np.uint8)
+    out[..., 0] = y[:, 0::2]
+    out[..., 2] = y[:, 1::2]
+    out[..., 1] = np.repeat(u, 2, axis=0)
+    out[..., 3] = np.repeat(v, 2, axis=0)
+    return out.reshape(-1)
+
+
+def even_size(image: np.ndarray) -> np.ndarray:
+    """Crop one pixel row/column if needed: 4:2:0 and 4:2:2 need even sizes."""
+    h, w = image.shape[:2]
+    if h % 2 or w % 2:
+        return np.ascontiguousarray(image[: h - h % 2, : w - w % 2])
+    return image
