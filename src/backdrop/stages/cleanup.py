@@ -94,8 +94,23 @@ def cleanup(matte: np.ndarray, options: CleanupOptions | None = None,
     return out.astype(np.float32, copy=False)
 
 
+def check_faces_available() -> None:
+    """``keep="faces"`` needs OpenCV's Haar cascade, which OpenCV 5 no longer ships: say so at once
+    (it used to fail on the first frame with an AttributeError)."""
+    if not hasattr(cv2, "CascadeClassifier"):
+        from ..errors import OptionError
+
+        raise OptionError(f"{{option}}=faces needs OpenCV's face cascade, which OpenCV {cv2.__version__} no longer "
+                          "ships: use all or main, or pip install 'opencv-python-headless<5'", option="keep")
+
+
 class CleanupStage(Stage):
     """Drop stray blobs, fill holes (see :func:`cleanup`)."""
+
+    def __init__(self, options, context):
+        super().__init__(options, context)
+        if options.keep == "faces":
+            check_faces_available()
 
     def after(self, fs) -> None:
         keep = self.options.keep
