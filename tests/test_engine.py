@@ -31,8 +31,13 @@ from conftest import load_pairs, shared_path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
+FREE_FORM = {"key": "green"}  # options with a free-form value: a value that turns them on
+
+
 def on_value(opt):
     """A value that turns the option's stage on."""
+    if opt.validator is not None:
+        return FREE_FORM[opt.name]
     if opt.kind is bool:
         return True
     if opt.choices:
@@ -60,18 +65,28 @@ def subcommand(name):
 
 
 @pytest.fixture(scope="module")
-def frames(shared):
+def frames(shared, tmp_path_factory):
     """A small person (a real photo, scaled down) walking over a real background: every stage,
     ROI included, has something to do."""
     from backdrop.compose.backgrounds import cover_resize
     from backdrop.io.image import read_image
 
     room = cover_resize(read_image(shared_path("backgrounds", "porch-691330_1280.jpg")), 960, 540)
+    room = (0.5 * room + 0.5 * np.float32([20, 160, 80])).astype(np.uint8)  # a green-painted room: despill acts
+    plate = tmp_path_factory.mktemp("plate") / "empty-room.png"
+    cv2.imwrite(str(plate), cv2.cvtColor(room, cv2.COLOR_RGB2BGR))
+    FREE_FORM["plate"] = str(plate)  # the scene without the person: its true clean plate
     name, person, alpha = load_pairs("portraits-soft", 1)[0]
     h = 260
     w = round(person.shape[1] * h / person.shape[0])
     person = cv2.resize(person, (w, h), interpolation=cv2.INTER_AREA)
     alpha = cv2.resize(alpha.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)[..., None]
+    tiny_h = 70  # a poster of the same person beside them: a stray blob that cleanup drops
+    tiny_w = round(person.shape[1] * tiny_h / person.shape[0])
+    tiny = cv2.resize(person, (tiny_w, tiny_h), interpolation=cv2.INTER_AREA).astype(np.float32)
+    tiny_a = cv2.resize(alpha[..., 0], (tiny_w, tiny_h), interpolation=cv2.INTER_AREA)[..., None]
+    spot = room[300:300 + tiny_h, 560:560 + tiny_w].astype(np.float32)
+    room[300:300 + tiny_h, 560:560 + tiny_w] = (tiny_a * tiny + (1 - tiny_a) * spot).astype(np.uint8)
     out = []
     noise = np.random.default_rng(0)
     for i in range(12):

@@ -31,13 +31,15 @@ def _add_flag(group, opt: Opt) -> None:
                            help=f"turn off: {opt.help}" if opt.default else opt.help)
         return
     extra: dict[str, Any] = {"choices": opt.choices} if opt.choices else {"type": opt.kind, "metavar": opt.metavar}
-    group.add_argument(flag, dest=opt.name, default=None, help=f"{opt.help} (default {opt.default})", **extra)
+    shown = "" if opt.default in ("", None) else f" (default {opt.default})"
+    group.add_argument(flag, dest=opt.name, default=None, help=opt.help + shown, **extra)
 
 
 def add_pipeline_args(p: argparse.ArgumentParser, *, background: bool = True, video: bool = True,
-                      compose: bool = True, presenter: bool = False) -> None:
+                      compose: bool = True, presenter: bool = False, without: tuple[str, ...] = ()) -> None:
     """The pipeline's flags on ``p``: ``video=False`` hides frame-to-frame options (one image),
-    ``compose=False`` the compose stages (mattes only), ``presenter`` adds presenter mode."""
+    ``compose=False`` the compose stages (mattes only), ``presenter`` adds presenter mode,
+    ``without`` names options whose flag the command uses otherwise."""
     if background:
         p.add_argument("--background", "-b", default=DEFAULT_BACKGROUND, metavar="BG",
                        help=f"{grammar()} (default {DEFAULT_BACKGROUND})")
@@ -53,7 +55,7 @@ def add_pipeline_args(p: argparse.ArgumentParser, *, background: bool = True, vi
         if spec.phase == "compose" and not compose:
             continue
         for opt in spec.options:
-            if video or not opt.video_only:
+            if (video or not opt.video_only) and opt.name not in without:
                 _add_flag(g, opt)
     g.add_argument("--quality", choices=["normal", "high"], default=None,
                    help="high = --refine high (slow, for photos)")

@@ -29,7 +29,8 @@ def register(sub) -> None:
                    help="drop a peer that sends no video for S seconds (default 10)")
     p.add_argument("--cert", default=None, metavar="PEM", help="TLS certificate (browsers need https:// off localhost)")
     p.add_argument("--key", default=None, metavar="PEM", help="TLS private key")
-    add_pipeline_args(p, background=False, presenter=False)  # --model (pages may switch between known models), stages
+    # --key is the TLS key here; a page sets the chroma key live ({"key": "green"})
+    add_pipeline_args(p, background=False, presenter=False, without=("key",))  # --model (pages may switch between known models), stages
     p.set_defaults(func=run)
 
 

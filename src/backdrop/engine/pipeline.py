@@ -88,14 +88,16 @@ class Pipeline:
         self._upsampled = any(s.spec.upsamples for s in stages)
 
     def update_options(self, **changes: Any) -> PipelineOptions:
-        """Change options between two frames (live); stages whose options changed start afresh,
-        the others keep their state."""
+        """Change options between two frames (live); stages whose options changed (or were set
+        again to a value that acts, like a plate's "learn") start afresh, the others keep their
+        state."""
         check_overrides(changes)
         old, new = self.options, replace(self.options, **changes).validate()
         keep = {}
         for stage in self.stages:
-            names = [o.name for o in stage.spec.options]
-            if all(getattr(old, n) == getattr(new, n) for n in names):
+            opts = stage.spec.options
+            if all(getattr(old, o.name) == getattr(new, o.name) and not (
+                    o.name in changes and getattr(new, o.name) in o.repeatable) for o in opts):
                 keep[stage.spec.name] = stage
         self.options = new
         self._make_stages(keep)

@@ -73,14 +73,17 @@ class LiveProcessor:
             pending["background"] = parse_background(self.resolve(new.background))
         if new.model != base.model:
             pending["segmenter"] = load_model(new.model, threads=self.options.threads, quiet=True)
-        if new.tuning != base.tuning:
-            pending["options"] = dict(new.tuning)
+        tuned = {k: v for k, v in new.tuning if k in changes}
+        if tuned:
+            pending["options"] = tuned
         with self._lock:
             old = self._pending
             if "background" in pending and "background" in old:
                 old.pop("background").close()
             if "slide" in pending and "slide" in old:
                 pending["slide"] += old.pop("slide")
+            if "options" in pending and "options" in old:
+                pending["options"] = {**old.pop("options"), **pending["options"]}
             old.update(pending)
             self._target = new
         return new

@@ -166,15 +166,18 @@ def apply_changes(current: LiveSettings, changes: Mapping[str, Any], *, allow_fi
     tuning = dict(new.tuning)
     for key, opt in LIVE_OPTIONS.items():
         if key in changes:
-            tuning[key] = opt.check(changes[key])
+            value = opt.check(changes[key])
+            if opt.names_files and not allow_files and value not in ("", *opt.repeatable):
+                raise OptionError(f"{key} cannot name a file here: use {', '.join(opt.repeatable) or 'nothing'}")
+            tuning[key] = value
     if tuning != dict(new.tuning):
         new = replace(new, tuning=tuple(sorted(tuning.items())))
     return new
 
 
 # -- keyboard ---------------------------------------------------------------------------------
-KEY_HELP = ("keys: space/e effect on/off, b blur, +/- blur strength, c next colour, "
-            "m mirror, n/p next/previous slide (presenter), q/Esc quit")
+KEY_HELP = ("keys: space/e effect on/off, u blur, +/- blur strength, c next colour, b learn the background "
+            "(step out of the frame first), m mirror, n/p next/previous slide (presenter), q/Esc quit")
 
 
 def key_changes(key: str, settings: LiveSettings) -> dict[str, Any] | str | None:
@@ -188,8 +191,10 @@ def key_changes(key: str, settings: LiveSettings) -> dict[str, Any] | str | None
         return {"mirror": not settings.mirror}
     if key in ("n", "p"):
         return {"slide": "next" if key == "n" else "prev"}
-    if key == "b":
+    if key == "u":
         return {"blur": value if kind == "blur" else DEFAULT_BLUR, "effect": True}
+    if key == "b":  # clean plate: the next frames, with nobody in them, become the background model
+        return {"plate": "learn", "effect": True}
     if key in ("+", "=", "-", "_"):
         strength = value if kind == "blur" else DEFAULT_BLUR
         step = 2.0 if key in ("+", "=") else -2.0

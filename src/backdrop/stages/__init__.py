@@ -8,8 +8,8 @@ bench order, batch hash) is derived from it. Adding a stage is one file ending i
 
 from __future__ import annotations
 
-from . import (cleanup, colour_match, decontaminate, delay, light_wrap, refine, roi, steady, still,
-               temporal)
+from . import (cleanup, colour_match, decontaminate, delay, despill, key, light_wrap, plate, refine, roi,
+               steady, still, temporal)
 from .base import Opt, Stage, StageContext, StageSpec
 
 STAGES: list[StageSpec] = [
@@ -19,8 +19,11 @@ STAGES: list[StageSpec] = [
     temporal.STAGE,       # motion-guided fusion with the past
     delay.STAGE,          # one-frame-delay flicker filter (files)
     refine.STAGE,         # guided upsampling to full size
+    key.STAGE,            # chroma key: the screen gives the matte, the network guards it
+    plate.STAGE,          # clean plate: the difference to the empty scene, the network guards it
     steady.STAGE,         # steady the refined matte where nothing moved
     decontaminate.STAGE,  # the person's own edge colours
+    despill.STAGE,        # no cast of a coloured old background on the edge
     colour_match.STAGE,   # brightness toward the new background
     light_wrap.STAGE,     # the new background's light on the rim
 ]

@@ -70,6 +70,9 @@ class Opt:
     flag: str | None = None
     metavar: str | None = None
     optional: bool = False  # None is allowed (and means "automatic")
+    validator: Callable[[Any], Any] | None = None  # free-form text: returns the value or raises OptionError
+    repeatable: tuple[str, ...] = ()  # values that act again when set again (live: plate "learn")
+    names_files: bool = False  # free-form values may be file paths (refused from web pages)
 
     @property
     def kind(self) -> type:
@@ -85,6 +88,8 @@ class Opt:
 
     def describe(self) -> str:
         """The allowed values in words, for errors and help."""
+        if self.validator is not None:
+            return self.help
         if self.choices:
             return "one of " + ", ".join(self.choices)
         if self.kind is bool:
@@ -99,6 +104,8 @@ class Opt:
         """``value`` converted to the option's type, or :class:`OptionError` naming the option."""
         if value is None and self.optional:
             return None
+        if self.validator is not None:
+            return self.validator(value)
         bad = OptionError(f"{{option}} must be {self.describe()}, got {str(value)[:40]!r}", option=self.name)
         kind = self.kind
         if kind is bool:

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from .base import Stage, StageSpec
+from .temporal import LET_GO, let_go
 
 
 class FullSteadier:
@@ -34,6 +35,8 @@ class FullSteadier:
         h, wd = full.shape
         w_up = cv2.resize(w, (wd, h), interpolation=cv2.INTER_LINEAR) if w.shape != full.shape else w
         out = prev - full
+        if LET_GO[0] < 1:  # the person left here: do not keep their old edge
+            w_up = w_up * let_go(full, prev, *LET_GO)
         out *= w_up
         out += full
         self.prev_full = out
