@@ -36,17 +36,27 @@ from typing import Any
 from ..errors import InputError
 from ..io.image import IMAGE_SUFFIXES
 from .files import is_video, list_images, looks_like_frames, match_pairs, natural_key
+from .composite import (COMPOSITE_METRICS, NEW_BACKGROUNDS, CompositeCase, composite_cases, evaluate_composite,
+                        evaluate_composite_cases, format_composite_report, make_case, score_case)
 from .images import evaluate_images
 from .report import HIGHER_IS_BETTER, METRIC_LABELS, EvalReport, format_report, json_safe
 from .scoring import IMAGE_METRICS, image_metrics
 from .sequence import evaluate_sequence
+from .sources import iter_people, load_backgrounds, load_people, true_foreground
+from .synthetic import (GreenScreenItem, GreenScreenSet, SlidingClip, green_screen_image, green_screen_set,
+                        slide_person, sliding_clip, write_green_screen_set, write_sliding_clip)
 from .truth import SOFT_FRACTION, fit_truth, is_soft, read_truth
 from .worst import WORST_PANEL_HEIGHT, WorstKeeper, error_map, side_by_side
 
 __all__ = ["EvalReport", "HIGHER_IS_BETTER", "IMAGE_METRICS", "METRIC_LABELS", "SOFT_FRACTION",
            "WORST_PANEL_HEIGHT", "WorstKeeper", "error_map", "evaluate", "evaluate_images", "evaluate_sequence",
            "fit_truth", "format_report", "image_metrics", "is_soft", "is_video", "json_safe", "list_images",
-           "looks_like_frames", "match_pairs", "natural_key", "read_truth", "side_by_side"]
+           "looks_like_frames", "match_pairs", "natural_key", "read_truth", "side_by_side",
+           "COMPOSITE_METRICS", "NEW_BACKGROUNDS", "CompositeCase", "composite_cases", "evaluate_composite",
+           "evaluate_composite_cases", "format_composite_report", "make_case", "score_case", "iter_people",
+           "load_backgrounds", "load_people", "true_foreground", "GreenScreenItem", "GreenScreenSet", "SlidingClip",
+           "green_screen_image", "green_screen_set", "slide_person", "sliding_clip", "write_green_screen_set",
+           "write_sliding_clip"]
 
 
 def evaluate(source: str | Path, truth: str | Path | None = None, *, mode: str = "auto", **kwargs: Any) -> EvalReport:

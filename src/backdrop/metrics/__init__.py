@@ -9,12 +9,15 @@ property of the data set, not of the metric.
 - :mod:`.segmentation`: IoU (per image and dataset-level), boundary F-measure.
 - :mod:`.matting`: MAD, MSE, Grad, Conn (as Robust Video Matting evaluates), SAD in the unknown band.
 - :mod:`.temporal`: dtSSD against per-frame truth, flicker without truth.
+- :mod:`.composite`: colour error of a composite against the true one, whole frame and edge band.
 """
 
+from .composite import EDGE_BAND_DILATE, EDGE_BAND_HIGH, EDGE_BAND_LOW, composite_error, edge_band, true_composite
 from .matting import conn, grad, mad, mse, sad_unknown, unknown_band
 from .segmentation import IoUAccumulator, boundary_f, boundary_pr, iou
 from .temporal import DtSSDAccumulator, FlickerAccumulator, dtssd, dtssd_pair, flicker
 
 __all__ = ["iou", "boundary_f", "boundary_pr", "IoUAccumulator", "mad", "mse", "grad", "conn",
            "sad_unknown", "unknown_band", "dtssd", "dtssd_pair", "DtSSDAccumulator", "flicker",
-           "FlickerAccumulator"]
+           "FlickerAccumulator", "composite_error", "edge_band", "true_composite", "EDGE_BAND_LOW",
+           "EDGE_BAND_HIGH", "EDGE_BAND_DILATE"]
