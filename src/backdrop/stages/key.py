@@ -15,15 +15,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..compose.chroma import direction, estimate_key, hue_strength, key_rgb, parse_key
+from ..compose.chroma import direction, estimate_key, key_rgb, parse_key
 from .base import Opt, Stage, StageSpec
 
-SCREEN = 0.7  # hue strength (as a share of the key's own) at and above which a pixel is screen
-PERSON = 0.25  # at and below which it is foreground
+SCREEN = 0.92  # hue strength (as a share of the screen's own) at and above which a pixel is screen
+PERSON = 0.08  # at and below which it is foreground
 CORE = 0.03  # network core: erosion radius as a share of the working frame's long side
 REACH = 0.06  # the key counts this far around the network's person (share of the long side)
 LUMA_NOISE = 10.0  # grey levels of brightness difference that are noise
-LUMA_SPAN = 0.45  # a brightness difference of this share of the screen's is fully foreground
+LUMA_SPAN = 0.8  # a brightness difference of this share of the screen's is fully foreground
 
 
 def _disk(shape, share: float) -> np.ndarray:
@@ -31,17 +31,16 @@ def _disk(shape, share: float) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
-def screen_brightness(small: np.ndarray, screen: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The screen's brightness everywhere (float32 at ``size``), filled in behind the person from
-    the screen around them by normalised convolution: an unevenly lit screen stays screen."""
+def screen_brightness(small: np.ndarray, screen: np.ndarray) -> np.ndarray:
+    """The screen's brightness everywhere (float32, working size), filled in behind the person
+    from the screen around them by normalised convolution: an unevenly lit screen stays screen."""
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
     m = screen.astype(np.float32)
     sigma = 0.05 * max(grey.shape)
     num = cv2.GaussianBlur(grey * m, (0, 0), sigma)
     den = cv2.GaussianBlur(m, (0, 0), sigma)
     level = float(np.median(grey[screen])) if screen.any() else float(grey.mean())
-    local = np.where(den > 1e-3, num / np.maximum(den, 1e-3), level).astype(np.float32)
-    return cv2.resize(local, size, interpolation=cv2.INTER_LINEAR)
+    return np.where(den > 1e-3, num / np.maximum(den, 1e-3), level).astype(np.float32)
 
 
 def luma_alpha(frame: np.ndarray, screen_y: np.ndarray) -> np.ndarray:
@@ -53,20 +52,28 @@ def luma_alpha(frame: np.ndarray, screen_y: np.ndarray) -> np.ndarray:
     return np.clip((np.abs(y - screen_y) - LUMA_NOISE) / (LUMA_SPAN * np.maximum(screen_y, 16.0)), 0.0, 1.0)
 
 
-def key_alpha(frame: np.ndarray, key: np.ndarray, screen: np.ndarray | None = None) -> np.ndarray:
-    """Alpha (float32 HxW) of ``frame`` against a ``key`` colour: 0 on the screen, 1 off it.
+def key_alpha(image: np.ndarray, u: np.ndarray, screen_y: np.ndarray, own: float) -> np.ndarray:
+    """Alpha (float32 HxW) of ``image`` against the key's hue ``u``: 0 on the screen, 1 off it.
 
-    ``screen`` (RGB pixels known to be screen) calibrates how strong the screen's hue really is
-    (a lit screen is rarely the pure key colour) and how bright it is: brightness is floored at
-    half the screen's, so dark hair with a green trace stays hair."""
-    u = direction(key)
-    ref = np.asarray(screen if screen is not None and len(screen) else key[None], np.float32).reshape(-1, 3)
-    floor = max(16.0, 0.5 * float(np.median(ref.mean(axis=1))))
-    own = float(np.median(hue_strength(ref[None], u, floor)))
-    strength = hue_strength(frame, u, floor)
+    The key's hue in a pixel is measured in the screen's local brightness (``screen_y``, at the
+    image's size), not the pixel's own: a hair strand half over the screen then reads as half
+    screen (alpha 0.5), where a ratio to its own brightness would call it screen; ``own`` is the
+    screen's own strength (1 by construction, up to lighting and noise)."""
+    strength = (image.astype(np.float32) @ u) / np.maximum(screen_y, 16.0)
     strength = cv2.GaussianBlur(strength, (3, 3), 0)  # sensor noise, without losing hair
     a = (SCREEN * own - strength) / ((SCREEN - PERSON) * own)
     return np.clip(a, 0.0, 1.0).astype(np.float32)
+
+
+def keyed_reach(keyed_small: np.ndarray, person: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """Where the key may speak (float32, working size): every non-screen region connected to the
+    network's person (an arm, a held book, loose hair), a little grown; not an object elsewhere
+    off the screen (a lamp beside it), which touches no person."""
+    solid = ((keyed_small > 0.5) | (person > 0)).astype(np.uint8)
+    n, labels = cv2.connectedComponents(solid, connectivity=8)
+    touching = np.unique(labels[core > 0] if core.any() else labels[person > 0])
+    kept = np.isin(labels, touching[touching > 0]).astype(np.uint8)
+    return cv2.dilate(kept, _disk(kept.shape, CORE)).astype(np.float32)
 
 
 class KeyStage(Stage):
@@ -89,16 +96,23 @@ class KeyStage(Stage):
             return  # no screen to key against: the network's matte stands
         fs.extra["key_rgb"] = key
         w, h = fs.size
+        u = direction(key)
         person = (fs.canvas > 0.5).astype(np.uint8)
-        core = cv2.erode(person, _disk(person.shape, CORE)).astype(np.float32)
-        reach = cv2.dilate(person, _disk(person.shape, REACH))
-        screen = (fs.canvas < 0.05) & (reach > 0)  # the screen right around the person
+        core = cv2.erode(person, _disk(person.shape, CORE))
+        near = cv2.dilate(person, _disk(person.shape, REACH))
+        screen = (fs.canvas < 0.05) & (near > 0)  # the screen right around the person
         if screen.sum() < 64:
             screen = fs.canvas < 0.05
-        core = cv2.resize(cv2.blur(core, (3, 3)), (w, h), interpolation=cv2.INTER_LINEAR)
-        reach = cv2.resize(cv2.blur(reach.astype(np.float32), (5, 5)), (w, h), interpolation=cv2.INTER_LINEAR)
-        keyed = np.maximum(key_alpha(fs.frame, key, fs.small[screen]),
-                           luma_alpha(fs.frame, screen_brightness(fs.small, fs.canvas < 0.05, (w, h))))
+        small_y = screen_brightness(fs.small, fs.canvas < 0.05)
+        own = float(np.median((fs.small[screen].astype(np.float32) @ u) / np.maximum(small_y[screen], 16.0))) \
+            if screen.any() else 1.0
+        if own <= 0.05:
+            return  # the key's hue is not on this screen
+        reach = keyed_reach(key_alpha(fs.small, u, small_y, own), person, core)
+        core = cv2.resize(cv2.blur(core.astype(np.float32), (3, 3)), (w, h), interpolation=cv2.INTER_LINEAR)
+        reach = cv2.resize(cv2.blur(reach, (5, 5)), (w, h), interpolation=cv2.INTER_LINEAR)
+        screen_y = cv2.resize(small_y, (w, h), interpolation=cv2.INTER_LINEAR)
+        keyed = np.maximum(key_alpha(fs.frame, u, screen_y, own), luma_alpha(fs.frame, screen_y))
         fs.matte = np.maximum(keyed * reach, core)
 
     def reset(self) -> None:
