@@ -129,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     root = shared_root()
     if not (root / "portraits-soft").is_dir() or not (root / "backgrounds").is_dir():
         raise SystemExit(f"composite.py: shared data not found at {root} (set BACKDROP_SHARED_DATA)")
-    configs = dict(parse_config(c) for c in (args.config or ["raw", "default"]))
-    if args.model:
-        configs = {n: replace(o, model=args.model) for n, o in configs.items()}
+    configs = dict(parse_config(c, args.model) for c in (args.config or ["raw", "default"]))
     before = loadavg()
     t0 = time.perf_counter()
     results = {}

@@ -41,19 +41,21 @@ def shared_root() -> Path:
     return Path(os.environ.get("BACKDROP_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
-def parse_config(text: str) -> tuple[str, PipelineOptions]:
-    """``raw`` | ``default`` | ``NAME:[raw,]field=value,...`` -> (name, options)."""
+def parse_config(text: str, model: str | None = None) -> tuple[str, PipelineOptions]:
+    """``raw`` | ``default`` | ``NAME:[raw,]field=value,...`` -> (name, options). ``default`` is
+    what ``model`` prefers (``PipelineOptions.for_model``); ``raw`` is the bare model."""
+    model = model or PipelineOptions().model
     if text == "raw":
-        return "raw", PipelineOptions.raw()
+        return "raw", PipelineOptions.raw(model=model)
     if text == "default":
-        return "default", PipelineOptions()
+        return "default", PipelineOptions.for_model(model)
     name, _, spec = text.partition(":")
-    base = PipelineOptions()
+    base = PipelineOptions.for_model(model)
     overrides = {}
     known = {f.name for f in fields(PipelineOptions)}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         if part == "raw":
-            base = PipelineOptions.raw()
+            base = PipelineOptions.raw(model=model)
             continue
         key, eq, value = part.partition("=")
         key = key.strip().replace("-", "_")
@@ -185,9 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     root = shared_root()
     if not (root / "portraits-removebg").is_dir():
         raise SystemExit(f"quality.py: shared data not found at {root} (set BACKDROP_SHARED_DATA)")
-    configs = dict(parse_config(c) for c in (args.config or ["raw", "default"]))
-    if args.model:
-        configs = {n: replace(o, model=args.model) for n, o in configs.items()}
+    configs = dict(parse_config(c, args.model) for c in (args.config or ["raw", "default"]))
     results = {}
     t0 = time.perf_counter()
     try:

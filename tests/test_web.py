@@ -325,6 +325,9 @@ BAD_MESSAGES = [
     ('{"type": "settings", "settings": {"model": "/tmp/evil.onnx"}}', "unknown model"),
     ('{"type": "settings", "settings": {"model": "../../x"}}', "unknown model"),
     ('{"type": "settings", "settings": {"effect": "on"}}', "effect"),
+    ('{"type": "settings", "settings": {"plate": "/tmp/secret.png"}}', "cannot name a file here"),
+    ('{"type": "settings", "settings": {"key": "purple-ish"}}', "key must be"),
+    ('{"type": "settings", "settings": {"temporal": 7}}', "temporal must be"),
     ('{"type": "settings", "settings": {"transparent": true}}', "unknown setting"),
     ('{"type": "settings", "settings": [1]}', "JSON object"),
     ('{"type": "upload", "size": -1, "mime": "image/png"}', "size"),
@@ -342,6 +345,8 @@ def test_malformed_messages_get_one_line_errors_and_the_peer_lives_on(server, fr
             assert needle in reply["message"] and "\n" not in reply["message"], (text[:50], reply)
         state = await c.request({"type": "settings", "settings": {"colour": "#102030"}}, {"state"})
         assert state["settings"]["colour"] == "#102030"
+        state = await c.request({"type": "settings", "settings": {"key": "green", "plate": "learn"}}, {"state"})
+        assert state["settings"]["key"] == "green" and state["settings"]["plate"] == "learn"
         n = c.received
         await c.wait_frames(n + 5)  # still streaming after all that
         await c.close()

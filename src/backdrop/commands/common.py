@@ -16,7 +16,7 @@ from ..compose.backgrounds import DEFAULT_BACKGROUND, BackgroundSpec, grammar
 from ..compose.backgrounds.presenter import parse_placement
 from ..engine.options import CLI_GENERAL, ENGINE_OPTIONS, OPTIONS, PipelineOptions
 from ..errors import BackgroundError, OptionError
-from ..models.registry import KNOWN_MODELS
+from ..models.registry import MODELS
 from ..stages import STAGES
 from ..stages.base import Opt
 
@@ -45,7 +45,7 @@ def add_pipeline_args(p: argparse.ArgumentParser, *, background: bool = True, vi
                        help=f"{grammar()} (default {DEFAULT_BACKGROUND})")
     model = OPTIONS["model"]
     p.add_argument("--model", "-m", default=model.default, metavar=model.metavar,
-                   help=f"{', '.join(KNOWN_MODELS)} or {model.help.split(' or ')[-1]} (default {model.default})")
+                   help=f"{', '.join(MODELS)} (rvm: opt-in, GPL-3.0 weights) or {model.help.split(' or ')[-1]} (default {model.default})")
     p.add_argument("--threads", type=int, default=None, metavar="N", help=OPTIONS["threads"].help)
     g = p.add_argument_group("matte stages (defaults are the measured best; see docs/quality.md)")
     for opt in ENGINE_OPTIONS:
@@ -80,7 +80,8 @@ def options_from_args(args: argparse.Namespace) -> dict:
 
 def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
     """A PipelineOptions from the flags: the defaults, or the raw baseline with ``--raw``."""
-    base = PipelineOptions.raw() if getattr(args, "raw", False) else PipelineOptions()
+    model = getattr(args, "model", None) or PipelineOptions().model
+    base = PipelineOptions.raw() if getattr(args, "raw", False) else PipelineOptions.for_model(model)
     overrides = options_from_args(args)
     if getattr(args, "quality", None) == "high":
         overrides["refine"] = "high"

@@ -11,17 +11,65 @@ import cv2
 import numpy as np
 
 from ..models import Segmenter
+from ..resize import downscale
 from ..timing import StageTimer
 from .state import FrameState, working_size
 
 
-class Network:
-    """The segmenter of one pipeline, with the engine's timer and an inference count."""
+SCENE_CUT = 40.0  # mean grey-level change between two network passes that is a new shot
+LONG_GAP = 15  # frames without a network pass after which a recurrent model's state is stale
 
-    def __init__(self, segmenter: Segmenter, timer: StageTimer):
+
+class Network:
+    """The segmenter of one pipeline, with the engine's timer and an inference count.
+
+    A matting model (RVM: ``spec.kind == "matting"``) sees the whole frame at full resolution and
+    gives a full-size alpha and foreground (kept in ``fs.extra``); its recurrent state is cleared
+    on a scene cut and after a long gap without a pass (skipped or paused frames), where carrying
+    it would smear the old shot into the new one.
+    """
+
+    def __init__(self, segmenter: Segmenter, timer: StageTimer, matting_size: int = 384):
         self.segmenter = segmenter
         self.timer = timer
         self.inferences = 0
+        self.matting_size = matting_size
+        self._last: tuple[int, np.ndarray] | None = None  # (frame index, small grey) of the last pass
+        self.last_pass: dict | None = None  # the last pass's full-size results (matting models)
+
+    @property
+    def is_matting(self) -> bool:
+        return bool(getattr(self.segmenter.spec, "is_matting", False))
+
+    def _matte_full(self, fs: FrameState) -> np.ndarray:
+        """A matting model's pass: alpha at full size; alpha and foreground kept in ``fs.extra``."""
+        small = cv2.resize(cv2.cvtColor(fs.frame, cv2.COLOR_RGB2GRAY), (64, 36), interpolation=cv2.INTER_AREA)
+        if self._last is not None:
+            index, grey = self._last
+            cut = grey.shape == small.shape and float(cv2.absdiff(grey, small).mean()) > SCENE_CUT
+            if cut or fs.index - index > LONG_GAP or fs.index < index:
+                self.segmenter.reset()
+        self._last = (fs.index, small)
+        with self.timer("inference"):
+            alpha, fg = self.segmenter.matte_full(fs.frame, self.matting_size)
+            self.inferences += 1
+        fs.extra["model_matte"] = alpha
+        if fg is not None:
+            fs.extra["model_fg"] = fg
+        self.last_pass = fs.extra
+        return alpha
+
+    def reuse_last_pass(self, fs: FrameState) -> None:
+        """A frame whose pass was skipped reuses the last pass's full-size alpha and foreground."""
+        if self.last_pass is not None and self.is_matting:
+            for key in ("model_matte", "model_fg", "model_canvas"):
+                if key in self.last_pass:
+                    fs.extra[key] = self.last_pass[key]
+
+    def reset(self) -> None:
+        self._last = None
+        self.last_pass = None
+        self.segmenter.reset()
 
     @property
     def aspect(self) -> float:
@@ -43,6 +91,10 @@ class Network:
         frame = fs.frame
         w, h = fs.size
         cw, ch, _ = working_size(w, h, fs.work_size)
+        if self.is_matting:  # the whole frame, always: a crop would break its recurrent state
+            alpha = self._matte_full(fs)
+            fs.extra["model_canvas"] = canvas = downscale(alpha, cw, ch)
+            return canvas
         if box is None:
             return cv2.resize(self.infer(frame), (cw, ch), interpolation=cv2.INTER_LINEAR)
         x0, y0, x1, y1 = box
@@ -55,7 +107,10 @@ class Network:
         return canvas
 
     def full_frame(self, fs: FrameState) -> np.ndarray:
-        """The raw path: the network on the whole frame, resized bilinearly to the frame's size."""
+        """The raw path: the network on the whole frame, resized bilinearly to the frame's size
+        (a matting model's own full-size alpha)."""
+        if self.is_matting:
+            return self._matte_full(fs)
         low = self.infer(fs.frame)
         with self.timer("refine"):
             return cv2.resize(low, fs.size, interpolation=cv2.INTER_LINEAR)

@@ -23,6 +23,8 @@ ENGINE_OPTIONS: list[Opt] = [
     Opt("quiet", False, "no progress bar or messages", hashed=False),
     Opt("work_size", 512, "long side of the working resolution of the matte stages", low=64, high=4096,
         metavar="PX"),
+    Opt("matting_size", 384, "long side of a matting model's internal pass (RVM's downsample ratio)", low=64,
+        high=4096, metavar="PX"),
 ]
 CLI_GENERAL = {"model", "threads", "quiet"}  # the CLI adds these with short flags of their own
 
@@ -63,6 +65,15 @@ def _validate(self):
     return self
 
 
+def _for_model(cls, model: str = DEFAULT_MODEL, **overrides: Any):
+    """The defaults with the stage defaults ``model`` prefers (RVM: no ROI crop, its own full-size
+    alpha instead of our refinement), then ``overrides``."""
+    from ..models import stage_defaults
+
+    preferred = {k: v for k, v in stage_defaults(model).items() if k in OPTIONS}
+    return cls(**{**preferred, "model": str(model), **overrides})
+
+
 def _settings(self) -> dict[str, Any]:
     """The options the output depends on (what the batch settings hash covers)."""
     return {n: v for n, v in asdict(self).items() if OPTIONS[n].hashed}
@@ -76,7 +87,8 @@ def _is_raw(self) -> bool:
 PipelineOptions = make_dataclass(
     "PipelineOptions",
     [(o.name, Any, field(default=o.default)) for o in OPTIONS.values()],
-    namespace={"raw": classmethod(_raw), "validate": _validate, "settings": _settings,
+    namespace={"raw": classmethod(_raw), "for_model": classmethod(_for_model), "validate": _validate,
+               "settings": _settings,
                "all_stages_off": property(_is_raw)},
 )
 PipelineOptions.__module__ = __name__

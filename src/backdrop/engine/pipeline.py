@@ -50,8 +50,9 @@ class Pipeline:
     """Segment, refine and composite frames of one stream.
 
     ``background`` is any ``--background`` value (or a BackgroundSpec, an RGB tuple, an RGB
-    uint8 array, a Background); options come as ``options=PipelineOptions(...)`` and/or keywords
-    (``Pipeline(background="#00b140", roi=False, temporal=0.5)``).
+    uint8 array, a Background); options come as ``options=PipelineOptions(...)`` (used as it is)
+    and/or keywords (``Pipeline(background="#00b140", roi=False, temporal=0.5)``), which start from
+    the defaults the model prefers (``PipelineOptions.for_model``: RVM has no ROI crop).
 
     >>> p = Pipeline(background="#00b140")   # doctest: +SKIP
     >>> out = p(frame)                        # RGB uint8 in, RGB uint8 out
@@ -63,11 +64,16 @@ class Pipeline:
         if model is not None:
             overrides["model"] = str(model)
         check_overrides(overrides)
-        self.options = replace(options or PipelineOptions(), **overrides).validate()
+        if options is None:  # keywords: start from what the model prefers (PipelineOptions.for_model)
+            preferred = getattr(getattr(segmenter, "spec", None), "stage_defaults", None)
+            options = (PipelineOptions(**preferred) if preferred is not None and segmenter is not None
+                       else PipelineOptions.for_model(overrides.get("model", PipelineOptions().model)))
+        self.options = replace(options, **overrides).validate()
         self.live = live
         self.timer = StageTimer()
         self.network = Network(segmenter or load_model(self.options.model, threads=self.options.threads,
-                                                       quiet=self.options.quiet), self.timer)
+                                                       quiet=self.options.quiet), self.timer,
+                               matting_size=self.options.matting_size)
         self.background: Background = parse_background(background)
         self.index = -1
         self._make_stages()
@@ -136,7 +142,9 @@ class Pipeline:
             self._run(stage, "before", fs)
             if fs.skipped:
                 break
-        if not fs.skipped:
+        if fs.skipped:
+            self.network.reuse_last_pass(fs)
+        else:
             if hooks["segment"]:  # a stage that runs the network itself (ROI) times its own parts
                 hooks["segment"][0].segment(fs, self.network)
             else:
@@ -155,10 +163,22 @@ class Pipeline:
         if fs.matte is None:
             if not self._upsampled:
                 with self.timer("refine"):
-                    fs.matte = bilinear_upsample(fs.canvas, *fs.size)
+                    fs.matte = self._upsample(fs)
             for stage in self._hooks["full"]:
                 self._run(stage, "full", fs)
         return fs.matte
+
+    def _upsample(self, fs: FrameState) -> np.ndarray:
+        """The working-size matte at full size: bilinear, or for a matting model its own full-size
+        alpha plus what the stages changed at working size (none: the alpha as it came)."""
+        model = fs.extra.get("model_matte")
+        fs.extra["full_from"] = "bilinear" if model is None else "model"
+        if model is None:
+            return bilinear_upsample(fs.canvas, *fs.size)
+        change = fs.canvas - fs.extra["model_canvas"]
+        if not change.any():
+            return model
+        return np.clip(model + bilinear_upsample(change, *fs.size), 0.0, 1.0)
 
     def _compose(self, fs: FrameState) -> np.ndarray:
         """The compose phase: the background kind composites the person over itself."""
@@ -230,7 +250,7 @@ class Pipeline:
         self.index = -1
         self.network.inferences = 0
         self._make_stages()
-        self.network.segmenter.reset()
+        self.network.reset()
 
     def close(self) -> None:
         self.background.close()

@@ -166,10 +166,11 @@ def apply_changes(current: LiveSettings, changes: Mapping[str, Any], *, allow_fi
     tuning = dict(new.tuning)
     for key, opt in LIVE_OPTIONS.items():
         if key in changes:
-            value = opt.check(changes[key])
-            if opt.names_files and not allow_files and value not in ("", *opt.repeatable):
+            value = changes[key]
+            if opt.names_files and not allow_files and not (
+                    isinstance(value, str) and value.strip() in ("", *opt.repeatable)):  # before any file look-up
                 raise OptionError(f"{key} cannot name a file here: use {', '.join(opt.repeatable) or 'nothing'}")
-            tuning[key] = value
+            tuning[key] = opt.check(value)
     if tuning != dict(new.tuning):
         new = replace(new, tuning=tuple(sorted(tuning.items())))
     return new

@@ -30,4 +30,25 @@ def load_model(model: str | os.PathLike = DEFAULT_MODEL, *, threads: int | None 
     return backend.load()(path, spec, threads=threads)
 
 
-__all__ = ["BACKENDS", "DEFAULT_MODEL", "KNOWN_MODELS", "MODELS", "ModelSpec", "Segmenter", "fetch", "load_model", "model_dir"]
+def stage_defaults(model: str | os.PathLike) -> dict:
+    """The pipeline option defaults a model prefers (``spec.stage_defaults``), without loading it:
+    from the registry for a name, from the tensor names for an RVM-style ``.onnx`` file."""
+    key = str(model)
+    if key in MODELS:
+        return dict(MODELS[key].spec.stage_defaults)
+    path = os.path.expanduser(key)
+    if key.lower().endswith(".onnx") and os.path.isfile(path):
+        try:
+            import onnxruntime as ort
+
+            from .matting import RVM_STAGE_DEFAULTS, is_rvm_style
+
+            sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            names = ([i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()])
+            return dict(RVM_STAGE_DEFAULTS) if is_rvm_style(*names) else {}
+        except Exception:  # a broken file is reported by load_model, with its own message
+            return {}
+    return {}
+
+
+__all__ = ["BACKENDS", "DEFAULT_MODEL", "KNOWN_MODELS", "MODELS", "ModelSpec", "Segmenter", "fetch", "load_model", "model_dir", "stage_defaults"]

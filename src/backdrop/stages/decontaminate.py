@@ -13,6 +13,10 @@ from .base import Opt, Stage, StageSpec
 
 class DecontaminateStage(Stage):
     def foreground(self, fs) -> None:
+        model_fg = fs.extra.get("model_fg")
+        if model_fg is not None:  # a matting model estimated the person's colours itself (RVM's fgr)
+            fs.fg = model_fg
+            return
         small, small_a = fs.working_pair()
         fs.fg = decontaminate(fs.frame, small, small_a, fs.matte)
 

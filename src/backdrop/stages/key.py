@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..compose.chroma import direction, estimate_key, key_rgb, parse_key
+from ..compose.chroma import direction, estimate_key, key_rgb, parse_key, spill_colour
 from .base import Opt, Stage, StageSpec
 
 SCREEN = 0.92  # hue strength (as a share of the screen's own) at and above which a pixel is screen
@@ -85,7 +85,7 @@ class KeyStage(Stage):
     def _key(self, fs) -> np.ndarray | None:
         if self.fixed is not None:
             return self.fixed
-        found = estimate_key(fs.small, fs.canvas < 0.05)
+        found = spill_colour(estimate_key(fs.small, fs.canvas < 0.05))  # a screen's hue, never a skin-like wall
         if found is not None:  # smooth it: one frame's estimate jitters
             self.auto = found if self.auto is None else 0.8 * self.auto + 0.2 * found
         return self.auto

@@ -162,6 +162,7 @@ class RefineStage(Stage):
         if self.options.refine == "high":
             m = solve_unknown_band(fs.frame, m)
         fs.matte = m
+        fs.extra["full_from"] = "refined"
 
 
 STAGE = StageSpec(

@@ -4,8 +4,10 @@ The guided refinement takes its edges from the current frame, so sensor and comp
 a still frame would make the refined edge shimmer even when the working-size matte is steady
 (measured: flicker on the shared talking-head clips, docs/quality.md). Blending with the previous
 refined matte where nothing moved removes that; where the image moved the weight is 0 and the
-new matte is used. It has no option of its own: it runs whenever temporal fusion runs and the
-matte is refined (a bilinear matte has no edge of its own to shimmer).
+new matte is used. It has no option of its own: it runs whenever temporal fusion runs, on a refined matte or a
+matting model's own full-size alpha (a bilinear matte has no edge of its own to shimmer). On RVM's
+alpha it cut flicker on the shared static clips by a further 25-50 % with DAVIS unchanged
+(docs/quality.md).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class SteadyStage(Stage):
         self.steadier = FullSteadier()
 
     def full(self, fs) -> None:
+        if fs.extra.get("full_from") == "bilinear":
+            return  # a bilinear matte has no edge of its own to shimmer
         fs.matte = self.steadier(fs.matte, fs.weight)
 
     def reset(self) -> None:
@@ -58,5 +62,5 @@ class SteadyStage(Stage):
 STAGE = StageSpec(
     name="steady", phase="full", make=SteadyStage,
     summary="refined edges shimmering on still frames: blend with the last refined matte where nothing moved",
-    enabled=lambda o: o.temporal > 0 and o.refine != "bilinear",
+    enabled=lambda o: o.temporal > 0,
 )

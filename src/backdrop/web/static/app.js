@@ -33,6 +33,7 @@ state.setSettings = (settings) => send({ type: "settings", settings });
 function reflect(settings) {
   state.settings = settings;
   $("effect").checked = settings.effect;
+  if (settings.key !== undefined) $("key").value = settings.key;
   if (settings.kind === "blur") { $("mode-blur").checked = true; $("blur").value = settings.blur; }
   else if (settings.kind === "colour") { $("mode-colour").checked = true; $("colour").value = settings.colour; }
   else if (settings.kind === "image") { $("mode-image").checked = true; }
@@ -119,6 +120,10 @@ function wireControls() {
   $("mode-colour").addEventListener("change", colour);
   $("upload").addEventListener("change", (e) => upload(e.target.files[0]));
   $("model").addEventListener("change", (e) => state.setSettings({ model: e.target.value }));
+  // matte modes: a green/blue screen, or a clean plate learnt from the next frames (nobody in view)
+  $("key").addEventListener("change", (e) => state.setSettings({ key: e.target.value, effect: true }));
+  $("learn-plate").addEventListener("click", () => state.setSettings({ plate: "learn", effect: true }));
+  $("forget-plate").addEventListener("click", () => state.setSettings({ plate: "" }));
 }
 
 async function start() {
