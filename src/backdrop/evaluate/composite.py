@@ -41,7 +41,7 @@ from ..metrics import EDGE_BAND_DILATE, IoUAccumulator, composite_error, edge_ba
 from .report import EvalReport, METRIC_LABELS
 from .scoring import IMAGE_METRICS, finite_mean, image_metrics, make_pipeline, pipeline_config, progress_bar
 from .sources import fit_background, iter_people, load_backgrounds, true_foreground
-from .worst import WORST_PANEL_HEIGHT
+from .worst import WORST_PANEL_HEIGHT, labelled_panels
 
 NEW_BACKGROUNDS: dict[str, tuple[int, int, int]] = {"light": (0xF0, 0xF0, 0xF0), "dark": (0x10, 0x10, 0x10)}
 COMPOSITE_METRICS = ("light_frame", "light_band", "dark_frame", "dark_band")
@@ -163,16 +163,7 @@ def composite_side_by_side(panels: list[np.ndarray], caption: str = "",
                            labels: tuple[str, ...] = ("input", "true composite", "our composite",
                                                       "colour error x4")) -> np.ndarray:
     """Panels of one size side by side, with a caption line and a label over each."""
-    h, w = panels[0].shape[:2]
-    gap, head = 4, 40
-    canvas = np.full((h + head, len(panels) * (w + gap) - gap, 3), 32, np.uint8)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(canvas, caption[:200], (4, 15), font, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
-    for i, (panel, label) in enumerate(zip(panels, labels)):
-        x = i * (w + gap)
-        canvas[head:, x:x + w] = panel
-        cv2.putText(canvas, label, (x + 4, 33), font, 0.4, (200, 200, 200), 1, cv2.LINE_AA)
-    return canvas
+    return labelled_panels(panels, caption, labels)
 
 
 def evaluate_composite_cases(cases: Iterable[CompositeCase], *, pipeline=None, options=None,

@@ -89,10 +89,14 @@ def side_by_side(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, caption
         g = np.clip(m * 255 + 0.5, 0, 255).astype(np.uint8)
         return np.dstack([g, g, g])
 
-    panels = [image, grey(truth), grey(pred), error_map(image, truth, pred)]
-    h, w = image.shape[:2]
+    return labelled_panels([image, grey(truth), grey(pred), error_map(image, truth, pred)], caption, labels)
+
+
+def labelled_panels(panels: list[np.ndarray], caption: str, labels: tuple[str, ...]) -> np.ndarray:
+    """Panels of one size side by side, with a caption line and a label over each."""
+    h, w = panels[0].shape[:2]
     gap, head = 4, 40
-    canvas = np.full((h + head, 4 * w + 3 * gap, 3), 32, np.uint8)
+    canvas = np.full((h + head, len(panels) * (w + gap) - gap, 3), 32, np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
     cv2.putText(canvas, caption[:200], (4, 15), font, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     for i, (panel, label) in enumerate(zip(panels, labels)):
