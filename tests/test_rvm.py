@@ -172,3 +172,62 @@ def test_an_rvm_style_file_given_by_path_is_a_matting_model(tmp_path, rvm_file, 
     assert seg.spec.stage_defaults == registry.MODELS["rvm"].spec.stage_defaults
     alpha, fg = seg.matte_full(portraits[0][1], 256)
     assert alpha.shape == portraits[0][1].shape[:2] and fg.shape == portraits[0][1].shape
+
+
+# -- through the pipeline ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lucia():
+    import glob
+
+    from backdrop.io.image import read_image
+    from conftest import shared_path
+
+    frames = sorted(glob.glob(str(shared_path("clips-gt", "lucia", "frames") / "*.jpg")))[:16]
+    masks = sorted(glob.glob(str(shared_path("clips-gt", "lucia", "masks") / "*.png")))[:16]
+    return [read_image(f) for f in frames], [read_image(m)[..., 0] > 127 for m in masks]
+
+
+def test_rvm_in_the_pipeline_beats_the_default_on_davis(rvm, lucia, segmenter):
+    from backdrop import Pipeline
+
+    frames, truth = lucia
+
+    def mean_iou(pipe):
+        return float(np.mean([iou(m, t) for (_, m, _), t in zip(pipe.stream(frames), truth)]))
+
+    ours = Pipeline(background="matte", segmenter=rvm)
+    assert not ours.options.roi and ours.options.refine == "bilinear" and not ours.options.delay  # its defaults
+    selfie = Pipeline(background="matte", segmenter=segmenter)
+    assert mean_iou(ours) > mean_iou(selfie) + 0.01  # measured 0.911 vs 0.888 on all 70 frames
+
+
+def test_rvm_foreground_is_used_for_compositing(rvm, portraits):
+    from backdrop import Pipeline
+
+    _, frame, _ = portraits[0]
+    pipe = Pipeline(background=(16, 16, 16), segmenter=rvm)
+    out = pipe(frame)
+    rvm.reset()
+    alpha, fg = rvm.matte_full(frame, pipe.options.matting_size)
+    a = alpha[..., None]
+    band = (alpha > 0.05) & (alpha < 0.95)
+    with_fg = np.abs(out - (a * fg + (1 - a) * 16))[band].mean()
+    with_frame = np.abs(out - (a * frame + (1 - a) * 16))[band].mean()
+    assert band.sum() > 1000 and with_fg < 0.5 * with_frame  # RVM's fgr, not the frame's colours
+
+
+def test_rvm_state_is_reset_on_a_scene_cut(rvm, lucia, portraits, monkeypatch):
+    from backdrop import Pipeline
+
+    frames, _ = lucia
+    pipe = Pipeline(background="matte", segmenter=rvm, skip_still=False)
+    resets = []
+    monkeypatch.setattr(rvm, "reset", lambda: resets.append(1) or type(rvm).reset(rvm))
+    pipe.matte(frames[0])
+    first = len(resets)  # the model clears its state itself for a new frame size
+    for f in frames[1:4]:
+        pipe.matte(f)
+    assert len(resets) == first  # the same shot: the state carries
+    other = np.ascontiguousarray(255 - frames[4])  # a different picture: a cut
+    pipe.matte(other)
+    assert len(resets) > first  # cleared at the cut

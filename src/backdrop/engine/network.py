@@ -29,7 +29,7 @@ class Network:
     it would smear the old shot into the new one.
     """
 
-    def __init__(self, segmenter: Segmenter, timer: StageTimer, matting_size: int = 384):
+    def __init__(self, segmenter: Segmenter, timer: StageTimer, matting_size: int = 512):
         self.segmenter = segmenter
         self.timer = timer
         self.inferences = 0

@@ -19,11 +19,11 @@ from collections.abc import Iterable
 from ..errors import OptionError
 from .spec import ModelSpec
 
-RVM_STAGE_DEFAULTS: dict = {"roi": False, "refine": "bilinear", "delay": False, "matting_size": 512}
+RVM_STAGE_DEFAULTS: dict = {"roi": False, "refine": "bilinear", "delay": False}
 """Pipeline option defaults RVM-style models prefer, measured on the shared sets (docs/quality.md):
 no ROI crop (it sees the whole frame: a crop breaks its recurrent state), its own full-size alpha
 instead of our refinement (guided: lucia IoU 0.889 -> 0.883), no one-frame delay (it cost dtSSD on
-lucia), an internal pass of 512 px (384: lucia IoU 0.891 -> 512: 0.912); cleanup, temporal fusion
+lucia); the engine's matting_size (512 px) sets its internal pass; cleanup, temporal fusion
 and steadying stay (hike IoU 0.933 -> 0.938, static-clip flicker 2.5-4x lower than raw)."""
 
 RVM_RATIO_INPUT = "downsample_ratio"
