@@ -130,7 +130,7 @@ def test_clean_plate_halves_the_error(slide, segmenter, tmp_path):
     cv2.imwrite(str(plate), cv2.cvtColor(slide.plate, cv2.COLOR_RGB2BGR))
     raw = clip_mad(Pipeline(background="matte", segmenter=segmenter, options=PipelineOptions.raw()), slide)
     with_plate = clip_mad(Pipeline(background="matte", segmenter=segmenter, plate=str(plate)), slide)
-    assert with_plate <= 0.6 * raw
+    assert with_plate <= 0.5 * raw  # measured 0.43x on the full 60-frame clip
 
 
 def test_plate_finds_the_person_and_steps_aside_when_the_camera_moves(slide, segmenter, tmp_path):

@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 LEARN = "learn"
 LEARN_FRAMES = 10  # frames averaged into a learnt plate (sensor noise down by ~3x)
-NOISE = 12.0  # colour difference (max over channels, grey levels) that is noise
-SOLID = 40.0  # ... from which a pixel is entirely foreground
+NOISE = 6.0  # colour difference (max over channels, grey levels) that is noise (measured: 12 -> 6, MAD 10.5 -> 8.0)
+SOLID = 24.0  # ... from which a pixel is entirely foreground
 MOVED = 0.25  # share of the sure background that differs from the plate: camera or light moved
 
 
