@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..compose.chroma import direction, estimate_key, remove_spill, spill_colour
+from ..compose.chroma import direction, estimate_key, spill_colour
 from .base import Opt, Stage, StageSpec
 
 INWARD = 0.04  # how far into the person spill is removed fully (share of the working long side)
@@ -34,10 +34,21 @@ class DespillStage(Stage):
         near = cv2.dilate(edge, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
         near = cv2.GaussianBlur(near.astype(np.float32), (0, 0), r / 2)
         weight = self.options.despill * np.clip(np.maximum(near * 1.5, small_a < 0.99), 0, 1)
-        w, h = fs.size
-        if weight.shape != (h, w):
-            weight = cv2.resize(weight.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-        fs.fg = remove_spill(fs.fg, direction(key), weight.astype(np.float32))
+        weight *= small_a > 0.002  # where no person shows, the colours do not matter
+        fs.fg = spill_correction(fs.fg, small, direction(key), weight.astype(np.float32))
+
+
+def spill_correction(fg: np.ndarray, small: np.ndarray, u: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``fg`` less the spill measured at working size (``small``, ``weight``): the correction is
+    smooth, so it is computed small and upsampled once, like decontamination's (full-size work:
+    one resize and one saturating add)."""
+    if not weight.any():
+        return fg
+    corr = -(np.maximum(small.astype(np.float32) @ u, 0.0) * weight)[..., None] * u[None, None]
+    h, w = fg.shape[:2]
+    if corr.shape[:2] != (h, w):
+        corr = cv2.resize(corr, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.add(fg, np.rint(corr).astype(np.int16), dtype=cv2.CV_8U)
 
 
 STAGE = StageSpec(

@@ -65,6 +65,16 @@ def key_alpha(image: np.ndarray, u: np.ndarray, screen_y: np.ndarray, own: float
     return np.clip(a, 0.0, 1.0).astype(np.float32)
 
 
+def full_box(mask: np.ndarray, w: int, h: int) -> tuple[int, int, int, int] | None:
+    """The full-size box (x0, y0, x1, y1) around a working-size mask, one working pixel wider."""
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return None
+    sx, sy = w / mask.shape[1], h / mask.shape[0]
+    return (max(0, int((xs.min() - 1) * sx)), max(0, int((ys.min() - 1) * sy)),
+            min(w, int(np.ceil((xs.max() + 2) * sx))), min(h, int(np.ceil((ys.max() + 2) * sy))))
+
+
 def keyed_reach(keyed_small: np.ndarray, person: np.ndarray, core: np.ndarray) -> np.ndarray:
     """Where the key may speak (float32, working size): every non-screen region connected to the
     network's person (an arm, a held book, loose hair), a little grown; not an object elsewhere
@@ -109,11 +119,21 @@ class KeyStage(Stage):
         if own <= 0.05:
             return  # the key's hue is not on this screen
         reach = keyed_reach(key_alpha(fs.small, u, small_y, own), person, core)
-        core = cv2.resize(cv2.blur(core.astype(np.float32), (3, 3)), (w, h), interpolation=cv2.INTER_LINEAR)
-        reach = cv2.resize(cv2.blur(reach, (5, 5)), (w, h), interpolation=cv2.INTER_LINEAR)
-        screen_y = cv2.resize(small_y, (w, h), interpolation=cv2.INTER_LINEAR)
-        keyed = np.maximum(key_alpha(fs.frame, u, screen_y, own), luma_alpha(fs.frame, screen_y))
-        fs.matte = np.maximum(keyed * reach, core)
+        matte = np.zeros((h, w), np.float32)
+        box = full_box(reach > 0, w, h)
+        if box is not None:  # the full-size work only where the key may speak
+            x0, y0, x1, y1 = box
+
+            def up(a: np.ndarray) -> np.ndarray:
+                big = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
+                return big[y0:y1, x0:x1]
+
+            frame = fs.frame[y0:y1, x0:x1]
+            screen_y = up(small_y)
+            keyed = np.maximum(key_alpha(frame, u, screen_y, own), luma_alpha(frame, screen_y))
+            matte[y0:y1, x0:x1] = np.maximum(keyed * up(cv2.blur(reach, (5, 5))),
+                                             up(cv2.blur(core.astype(np.float32), (3, 3))))
+        fs.matte = matte
 
     def reset(self) -> None:
         self.auto = None
