@@ -21,7 +21,7 @@ import numpy as np
 from ..compose.backgrounds import cover_resize
 from ..errors import OptionError
 from .base import Opt, Stage, StageSpec
-from .key import CORE, REACH, _disk
+from .key import CORE, REACH, _disk, full_box
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,17 @@ def check_plate(value) -> str:
     return str(path)
 
 
+_LUT = np.clip((np.arange(256, dtype=np.float32) - NOISE) / (SOLID - NOISE), 0.0, 1.0)
+_LUT8 = np.round(_LUT * 255).astype(np.uint8)
+
+
 def plate_alpha(frame: np.ndarray, plate: np.ndarray) -> np.ndarray:
-    """Foreground evidence (float32 HxW) from the colour difference to the plate."""
-    diff = cv2.absdiff(frame, plate).max(axis=2).astype(np.float32)
+    """Foreground evidence (float32 HxW) from the colour difference to the plate (largest channel
+    difference, lightly blurred against noise; in 8 bits and a look-up table: ~4x cheaper)."""
+    d = cv2.absdiff(frame, plate)
+    diff = cv2.max(cv2.max(d[..., 0], d[..., 1]), d[..., 2])
     diff = cv2.GaussianBlur(diff, (3, 3), 0)
-    return np.clip((diff - NOISE) / (SOLID - NOISE), 0.0, 1.0)
+    return cv2.LUT(diff, _LUT8).astype(np.float32) * (1.0 / 255.0)
 
 
 class PlateStage(Stage):
@@ -108,9 +114,17 @@ class PlateStage(Stage):
         w, h = fs.size
         core = cv2.erode(person, _disk(person.shape, CORE)).astype(np.float32)
         reach = cv2.dilate(person, _disk(person.shape, REACH)).astype(np.float32)
-        core = cv2.resize(cv2.blur(core, (3, 3)), (w, h), interpolation=cv2.INTER_LINEAR)
-        reach = cv2.resize(cv2.blur(reach, (5, 5)), (w, h), interpolation=cv2.INTER_LINEAR)
-        fs.matte = np.maximum(plate_alpha(fs.frame, full_plate) * reach, core)
+        matte = np.zeros((h, w), np.float32)
+        box = full_box(reach > 0, w, h)
+        if box is not None:  # the full-size work only near the network's person
+            x0, y0, x1, y1 = box
+
+            def up(a: np.ndarray) -> np.ndarray:
+                return cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
+
+            diff = plate_alpha(fs.frame[y0:y1, x0:x1], full_plate[y0:y1, x0:x1])
+            matte[y0:y1, x0:x1] = np.maximum(diff * up(cv2.blur(reach, (5, 5))), up(cv2.blur(core, (3, 3))))
+        fs.matte = matte
 
 
 STAGE = StageSpec(
