@@ -128,7 +128,7 @@ def test_rvm_spec_is_a_serialisable_matting_spec():
 
     spec = registry.MODELS["rvm"].spec
     assert spec.kind == "matting" and spec.is_matting and spec.layout == "NCHW"
-    assert spec.stage_defaults == {"roi": False, "refine": "bilinear"}
+    assert spec.stage_defaults == {"roi": False, "refine": "bilinear", "delay": False, "cleanup": False}  # measured
     back = ModelSpec.from_json(spec.to_json())
     assert back == spec and back.kind == "matting" and back.stage_defaults == spec.stage_defaults
     old = ModelSpec.from_json('{"name": "old", "input_height": 64, "input_width": 64}')
