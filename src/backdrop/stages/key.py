@@ -17,18 +17,12 @@ import numpy as np
 
 from ..compose.chroma import direction, estimate_key, key_rgb, parse_key, spill_colour
 from .base import Opt, Stage, StageSpec
+from .guard import CORE, REACH, disk, guarded_matte, person_core
 
 SCREEN = 0.92  # hue strength (as a share of the screen's own) at and above which a pixel is screen
 PERSON = 0.08  # at and below which it is foreground
-CORE = 0.03  # network core: erosion radius as a share of the working frame's long side
-REACH = 0.06  # the key counts this far around the network's person (share of the long side)
 LUMA_NOISE = 10.0  # grey levels of brightness difference that are noise
 LUMA_SPAN = 0.8  # a brightness difference of this share of the screen's is fully foreground
-
-
-def _disk(shape, share: float) -> np.ndarray:
-    r = max(1, round(share * max(shape)))
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
 def screen_brightness(small: np.ndarray, screen: np.ndarray) -> np.ndarray:
@@ -65,16 +59,6 @@ def key_alpha(image: np.ndarray, u: np.ndarray, screen_y: np.ndarray, own: float
     return np.clip(a, 0.0, 1.0).astype(np.float32)
 
 
-def full_box(mask: np.ndarray, w: int, h: int) -> tuple[int, int, int, int] | None:
-    """The full-size box (x0, y0, x1, y1) around a working-size mask, one working pixel wider."""
-    ys, xs = np.nonzero(mask)
-    if not len(xs):
-        return None
-    sx, sy = w / mask.shape[1], h / mask.shape[0]
-    return (max(0, int((xs.min() - 1) * sx)), max(0, int((ys.min() - 1) * sy)),
-            min(w, int(np.ceil((xs.max() + 2) * sx))), min(h, int(np.ceil((ys.max() + 2) * sy))))
-
-
 def keyed_reach(keyed_small: np.ndarray, person: np.ndarray, core: np.ndarray) -> np.ndarray:
     """Where the key may speak (float32, working size): every non-screen region connected to the
     network's person (an arm, a held book, loose hair), a little grown; not an object elsewhere
@@ -83,7 +67,7 @@ def keyed_reach(keyed_small: np.ndarray, person: np.ndarray, core: np.ndarray) -
     n, labels = cv2.connectedComponents(solid, connectivity=8)
     touching = np.unique(labels[core > 0] if core.any() else labels[person > 0])
     kept = np.isin(labels, touching[touching > 0]).astype(np.uint8)
-    return cv2.dilate(kept, _disk(kept.shape, CORE)).astype(np.float32)
+    return cv2.dilate(kept, disk(kept.shape, CORE)).astype(np.float32)
 
 
 class KeyStage(Stage):
@@ -105,11 +89,9 @@ class KeyStage(Stage):
         if key is None:
             return  # no screen to key against: the network's matte stands
         fs.extra["key_rgb"] = key
-        w, h = fs.size
         u = direction(key)
-        person = (fs.canvas > 0.5).astype(np.uint8)
-        core = cv2.erode(person, _disk(person.shape, CORE))
-        near = cv2.dilate(person, _disk(person.shape, REACH))
+        person, core = person_core(fs.canvas)
+        near = cv2.dilate(person, disk(person.shape, REACH))
         screen = (fs.canvas < 0.05) & (near > 0)  # the screen right around the person
         if screen.sum() < 64:
             screen = fs.canvas < 0.05
@@ -119,21 +101,13 @@ class KeyStage(Stage):
         if own <= 0.05:
             return  # the key's hue is not on this screen
         reach = keyed_reach(key_alpha(fs.small, u, small_y, own), person, core)
-        matte = np.zeros((h, w), np.float32)
-        box = full_box(reach > 0, w, h)
-        if box is not None:  # the full-size work only where the key may speak
+
+        def evidence(box, up):
             x0, y0, x1, y1 = box
+            frame, screen_y = fs.frame[y0:y1, x0:x1], up(small_y)
+            return np.maximum(key_alpha(frame, u, screen_y, own), luma_alpha(frame, screen_y))
 
-            def up(a: np.ndarray) -> np.ndarray:
-                big = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
-                return big[y0:y1, x0:x1]
-
-            frame = fs.frame[y0:y1, x0:x1]
-            screen_y = up(small_y)
-            keyed = np.maximum(key_alpha(frame, u, screen_y, own), luma_alpha(frame, screen_y))
-            matte[y0:y1, x0:x1] = np.maximum(keyed * up(cv2.blur(reach, (5, 5))),
-                                             up(cv2.blur(core.astype(np.float32), (3, 3))))
-        fs.matte = matte
+        fs.matte = guarded_matte(fs.size, reach, core, evidence)
 
     def reset(self) -> None:
         self.auto = None

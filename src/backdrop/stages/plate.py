@@ -21,7 +21,7 @@ import numpy as np
 from ..compose.backgrounds import cover_resize
 from ..errors import OptionError
 from .base import Opt, Stage, StageSpec
-from .key import CORE, REACH, _disk, full_box
+from .guard import CORE, REACH, disk, guarded_matte, person_core
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ class PlateStage(Stage):
         if plates is None:
             return
         full_plate, small_plate = plates
-        person = (fs.canvas > 0.5).astype(np.uint8)
-        sure_bg = cv2.erode((fs.canvas < 0.05).astype(np.uint8), _disk(person.shape, CORE)) > 0
+        person, core = person_core(fs.canvas)
+        sure_bg = cv2.erode((fs.canvas < 0.05).astype(np.uint8), disk(person.shape, CORE)) > 0
         if sure_bg.sum() > 0.05 * sure_bg.size:
             moved = float((plate_alpha(fs.small, small_plate)[sure_bg] > 0.5).mean())
             fits = moved < MOVED
@@ -111,20 +111,13 @@ class PlateStage(Stage):
         fs.extra["plate_fits"] = self.fits
         if not self.fits:
             return
-        w, h = fs.size
-        core = cv2.erode(person, _disk(person.shape, CORE)).astype(np.float32)
-        reach = cv2.dilate(person, _disk(person.shape, REACH)).astype(np.float32)
-        matte = np.zeros((h, w), np.float32)
-        box = full_box(reach > 0, w, h)
-        if box is not None:  # the full-size work only near the network's person
+        reach = cv2.dilate(person, disk(person.shape, REACH))
+
+        def evidence(box, up):
             x0, y0, x1, y1 = box
+            return plate_alpha(fs.frame[y0:y1, x0:x1], full_plate[y0:y1, x0:x1])
 
-            def up(a: np.ndarray) -> np.ndarray:
-                return cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
-
-            diff = plate_alpha(fs.frame[y0:y1, x0:x1], full_plate[y0:y1, x0:x1])
-            matte[y0:y1, x0:x1] = np.maximum(diff * up(cv2.blur(reach, (5, 5))), up(cv2.blur(core, (3, 3))))
-        fs.matte = matte
+        fs.matte = guarded_matte(fs.size, reach, core, evidence)
 
 
 STAGE = StageSpec(
