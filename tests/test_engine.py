@@ -21,7 +21,7 @@ import pytest
 
 from backdrop import Pipeline, PipelineOptions
 from backdrop.cli import build_parser
-from backdrop.engine.options import LIVE_OPTIONS, OPTIONS, timer_order
+from backdrop.engine.options import LIVE_OPTIONS, timer_order
 from backdrop.live.settings import SETTING_KEYS, LiveSettings, apply_changes
 from backdrop.stages import STAGES
 from backdrop.stages.base import UNCHANGED
