@@ -154,7 +154,7 @@ def test_viewer_receives_the_composited_stream(server, frames, regions):
         await viewer.setLocalDescription(await viewer.createOffer())
         async with aiohttp.ClientSession() as s:
             async with s.post(server.url + "view", json={"sdp": viewer.localDescription.sdp, "type": "offer",
-                                                         "peer": pub.peer}) as res:
+                                                         "peer": pub.peer, "token": pub.token}) as res:
                 body = await res.json()
                 assert res.status == 200, body
         assert body["source"] == pub.peer
@@ -170,9 +170,10 @@ def test_viewer_receives_the_composited_stream(server, frames, regions):
         await pub.close()  # the stream ends: its viewers are closed too
         assert wait_for(lambda: server.stats()["viewers"] == 0, 10)
         await viewer.close()
-        async with aiohttp.ClientSession() as s:  # nobody streams: a clear 404
-            async with s.post(server.url + "view", json={"sdp": "v=0\r\n", "type": "offer"}) as res:
-                assert res.status == 404 and "nobody is streaming" in (await res.json())["error"]
+        async with aiohttp.ClientSession() as s:  # the stream ended: its token opens nothing
+            async with s.post(server.url + "view", json={"sdp": viewer.localDescription.sdp, "type": "offer",
+                                                         "token": pub.token}) as res:
+                assert res.status == 403 and "no stream with this token" in (await res.json())["error"]
     arun(main)
     assert_idle(server)
 
@@ -194,10 +195,10 @@ MALFORMED = [
 def test_malformed_offers_get_400_never_500(server, path):
     for body in MALFORMED:
         code, raw = http(server.url + path, body)
-        assert code in (400, 404, 413), (body[:60], code, raw[:200])
+        assert code in (400, 403, 404, 413), (body[:60], code, raw[:200])  # 403: a view without a token
         msg = json.loads(raw)["error"]
         assert msg and "\n" not in msg and "Traceback" not in msg
-    assert http(server.url + path, b"{}", ctype="text/plain")[0] == 400
+    assert http(server.url + path, b"{}", ctype="text/plain")[0] == 415  # no CORS-simple offers
     assert http(server.url + path, method="GET")[0] == 405
     assert_idle(server)
 
@@ -517,4 +518,4 @@ def test_serve_command_starts_and_refuses_a_busy_port():
         assert bad.returncode == 2 and "--max-peers" in bad.stderr and "Traceback" not in bad.stderr
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(30) == 0
+        assert proc.wait(30) == 130

@@ -27,6 +27,9 @@ def register(sub) -> None:
                    help="largest background upload (default 8 MB)")
     p.add_argument("--idle-timeout", type=float, default=10.0, metavar="S",
                    help="drop a peer that sends no video for S seconds (default 10)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also accept requests whose Host header is NAME (repeatable; by default only the "
+                        "address the server listens on, and localhost on loopback: no DNS rebinding)")
     p.add_argument("--cert", default=None, metavar="PEM", help="TLS certificate (browsers need https:// off localhost)")
     p.add_argument("--key", default=None, metavar="PEM", help="TLS private key")
     # --key is the TLS key here; a page sets the chroma key live ({"key": "green"})
@@ -51,7 +54,8 @@ def run(args) -> int:
     config = ServerConfig(host=args.host, port=args.port, max_peers=args.max_peers, max_viewers=args.max_viewers,
                           max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), background=args.background,
                           model=options.model, threads=options.threads, options=options,
-                          idle_timeout=args.idle_timeout, certfile=args.cert, keyfile=args.key).validate()
+                          idle_timeout=args.idle_timeout, allow_hosts=tuple(args.allow_host),
+                          certfile=args.cert, keyfile=args.key).validate()
     from ..models import load_model
 
     parse_background(args.background).close()  # a bad --background fails now, not per peer
@@ -71,7 +75,10 @@ def run(args) -> int:
         say(f"open {url} (viewer: {url}viewer); Ctrl-C to stop")
 
     try:
-        serve(config, on_ready=ready)
-    except (KeyboardInterrupt, Terminated):  # stopping is the normal way out
-        say("stopped")
-    return 0
+        signum = serve(config, on_ready=ready)
+    except KeyboardInterrupt:  # stopping is the normal way out (a signal before the loop ran)
+        signum = 2
+    except Terminated:
+        signum = 15
+    say("stopped" + (" (SIGTERM)" if signum == 15 else ""))
+    return 128 + signum if signum else 0

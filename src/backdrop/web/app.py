@@ -12,18 +12,18 @@ import asyncio
 import gc
 import json
 import logging
+import secrets
 import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from ..errors import BackdropError, OptionError, install_hint
 from .config import CONTENT_TYPES, MAX_OFFER_BYTES, STATIC_DIR, UPLOAD_TYPES, ServeError, ServerConfig
+from .guard import RateLimiter, make_guard_middleware, make_upload_root
 from .ice import loopback_ice
 from .memory import process_memory, release_free_memory
 from .peers import Peer, PublisherPeer, ViewerPeer
-from .protocol import ClientError, check_offer_body, json_response, one_line
+from .protocol import ClientError, check_offer_body, check_sdp, json_response, one_line
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,11 @@ class BackdropServer:
         self.viewers: dict[str, ViewerPeer] = {}
         self._reserved = 0
         self.relay = MediaRelay()
-        self.upload_root = Path(tempfile.mkdtemp(prefix="backdrop-uploads-"))
+        self.upload_root = make_upload_root()  # stale dirs of ours (a killed server's) go first
         self.started = time.monotonic()
         self.refused = 0
+        self.guarded: dict[str, int] = {}  # refusals by the guard: host, origin, rate
+        self.limiter = RateLimiter(self.config.offer_rate, self.config.offer_burst)
         self._static = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file() and p.suffix in CONTENT_TYPES} \
             if STATIC_DIR.is_dir() else {}
         self._ice = None
@@ -73,7 +75,12 @@ class BackdropServer:
                                     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:")
             return resp
 
-        app = web.Application(client_max_size=MAX_OFFER_BYTES, middlewares=[headers])
+        def refuse(why: str) -> None:
+            self.guarded[why] = self.guarded.get(why, 0) + 1
+
+        self._refuse = refuse
+        app = web.Application(client_max_size=MAX_OFFER_BYTES,
+                              middlewares=[headers, make_guard_middleware(self.config, refuse)])
         app.router.add_get("/", self.page("index.html"))
         app.router.add_get("/viewer", self.page("viewer.html"))
         app.router.add_get("/static/{name}", self.static)
@@ -135,17 +142,36 @@ class BackdropServer:
                       "max_upload_bytes": self.config.max_upload_bytes, "upload_types": sorted(UPLOAD_TYPES),
                       "max_peers": self.config.max_peers})
 
+    def by_token(self, token: Any) -> PublisherPeer | None:
+        """The publisher whose viewer token this is (constant-time compare), or None."""
+        if not isinstance(token, str) or not token:
+            return None
+        for p in self.publishers.values():
+            if secrets.compare_digest(p.view_token.encode(), token.encode()[:256]):
+                return p
+        return None
+
     async def get_peers(self, request):
-        return json_response({"publishers": [p.describe() for p in self.publishers.values() if p.processed is not None]})
+        # only the stream whose token is presented: ids of other peers are nobody's business
+        source = self.by_token(request.query.get("token") or request.headers.get("X-Backdrop-Token"))
+        live = [source] if source is not None and source.processed is not None and not source.closed else []
+        return json_response({"publishers": [p.describe() for p in live]})
 
     def stats(self) -> dict[str, Any]:
         return {"publishers": len(self.publishers), "viewers": len(self.viewers), "refused": self.refused,
-                "tasks": len(asyncio.all_tasks()), "uptime_s": round(time.monotonic() - self.started, 1),
-                **process_memory()}
+                "guarded": dict(self.guarded), "tasks": len(asyncio.all_tasks()),
+                "uptime_s": round(time.monotonic() - self.started, 1), **process_memory()}
 
     async def get_stats(self, request):
-        return json_response({**self.stats(), "peers": [p.describe() for p in [*self.publishers.values(),
-                                                                        *self.viewers.values()]]})
+        source = self.by_token(request.query.get("token") or request.headers.get("X-Backdrop-Token"))
+        peers = [] if source is None else [source, *(v for v in self.viewers.values() if v.source is source)]
+        return json_response({**self.stats(), "peers": [p.describe() for p in peers]})
+
+    def _charge(self, request) -> None:
+        """One offer from this client address; 429 when its bucket is empty."""
+        if not self.limiter.allow(request.remote or "?"):
+            self._refuse("rate")
+            raise ClientError("too many offers from this address; wait a second and try again", 429)
 
     def _forget(self, peer: Peer) -> None:
         self.publishers.pop(peer.id, None)
@@ -189,6 +215,8 @@ class BackdropServer:
         reserved = False
         try:
             sdp, _ = check_offer_body(await self._body(request))
+            check_sdp(sdp, send_video=True)  # before anything is built
+            self._charge(request)
             if len(self.publishers) + self._reserved >= self.config.max_peers:
                 self.refused += 1
                 raise ClientError(f"the server is full: {self.config.max_peers} of {self.config.max_peers} "
@@ -196,14 +224,16 @@ class BackdropServer:
             self._reserved += 1
             reserved = True
             peer = PublisherPeer(self)
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(peer.executor, peer.make_processor)
             peer.pc.on("track", peer.attach)
             peer.pc.on("datachannel", peer.on_datachannel)
             await self._negotiate(peer, sdp)
             if peer.processed is None:
                 raise ClientError("the offer carries no video track to process (is the camera on?)")
-            reply = await self._answer(peer)
+            # the expensive part (pipeline, model) only for an offer that negotiated
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(peer.executor, peer.make_processor)
+            reply = {**await self._answer(peer), "token": peer.view_token,
+                     "viewer": f"/viewer?token={peer.view_token}"}
             self.publishers[peer.id] = peer
             peer.spawn(peer._watchdog())
             log.info("peer %s joined (%d/%d)", peer.id, len(self.publishers), self.config.max_peers)
@@ -230,18 +260,20 @@ class BackdropServer:
         try:
             raw = await self._body(request)
             sdp, _ = check_offer_body(raw)
-            wanted = json.loads(raw).get("peer")  # parsed fine just above
+            body = json.loads(raw)  # parsed fine just above
+            wanted, token = body.get("peer"), body.get("token")
             if wanted is not None and not isinstance(wanted, str):
                 raise ClientError('"peer" must be a peer id string')
-            live = [p for p in self.publishers.values() if p.processed is not None and not p.closed]
-            if wanted:
-                source = self.publishers.get(wanted)
-                if source is None or source not in live:
-                    raise ClientError("no such stream (it may have ended); see GET /peers", 404)
-            elif live:
-                source = max(live, key=lambda p: p.created)
-            else:
-                raise ClientError("nobody is streaming yet: open the main page first", 404)
+            check_sdp(sdp, send_video=False)
+            if not isinstance(token, str) or not token:
+                self._refuse("token")
+                raise ClientError('watching needs the stream\'s "token" (open the viewer link of the publishing page)',
+                                  403)
+            self._charge(request)
+            source = self.by_token(token)
+            if source is None or source.processed is None or source.closed or (wanted and wanted != source.id):
+                self._refuse("token")
+                raise ClientError("no stream with this token (it may have ended)", 403)
             if len(self.viewers) >= self.config.max_viewers:
                 self.refused += 1
                 raise ClientError(f"too many viewers ({self.config.max_viewers}); try again later", 503)
@@ -267,9 +299,14 @@ class BackdropServer:
     async def _body(self, request) -> bytes:
         from aiohttp import web
 
+        if request.content_type != "application/json":  # text/plain would need no CORS preflight
+            self._refuse("content-type")
+            raise ClientError("an offer must be sent as Content-Type: application/json", 415)
         if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
             raise ClientError(f"offer too large ({request.content_length} bytes, limit {MAX_OFFER_BYTES})", 413)
         try:
-            return await request.read()
+            return await asyncio.wait_for(request.read(), self.config.body_timeout)
         except web.HTTPRequestEntityTooLarge:
             raise ClientError(f"offer too large (limit {MAX_OFFER_BYTES} bytes)", 413) from None
+        except asyncio.TimeoutError:
+            raise ClientError(f"the offer did not arrive within {self.config.body_timeout:g} s", 408) from None

@@ -99,6 +99,7 @@ class Client:
         self.last_frames: list[np.ndarray] = []
         self.messages: list[dict[str, Any]] = []
         self.peer: str | None = None
+        self.token: str | None = None  # the viewer token the server gave this publisher
         self.pc = None
         self.channel = None
         self._tasks: list[asyncio.Task] = []
@@ -139,6 +140,7 @@ class Client:
                     await pc.close()
                     raise ConnectionRefusedError(f"{res.status}: {body.get('error')}")
         self.peer = body["peer"]
+        self.token = body.get("token")
         await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type=body["type"]))
         await asyncio.wait_for(self._channel_open.wait(), timeout)
         end = time.monotonic() + timeout

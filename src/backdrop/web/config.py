@@ -53,6 +53,13 @@ class ServerConfig:
     marker_rows: int = 0              # measurement aid: copy the input's top rows to the output
     max_frame_pixels: int = 3840 * 2160  # larger incoming frames are scaled down before processing
     options: Any = None               # PipelineOptions for every peer (None: the defaults)
+    allow_hosts: tuple = ()           # extra names accepted in the Host header (--allow-host)
+    offer_rate: float = 3.0           # offers per second per client address (token bucket) ...
+    offer_burst: int = 6              # ... and at once
+    max_connections: int = 256        # open HTTP connections; idle/slow ones are evicted first
+    header_timeout: float = 5.0       # request headers (and keep-alive idle) must come within this
+    body_timeout: float = 10.0        # an offer's body must arrive within this
+    upload_max_side: int = 1920       # uploaded pictures/videos larger than this are scaled down
 
     def validate(self) -> "ServerConfig":
         if not 1 <= self.max_peers <= 256:
@@ -65,6 +72,11 @@ class ServerConfig:
             raise OptionError(f"{{option}} must be between 0 and 65535, got {self.port}", option="port")
         if bool(self.certfile) != bool(self.keyfile):
             raise OptionError("certfile and keyfile go together")
+        if not (self.offer_rate > 0 and self.offer_burst >= 1):
+            raise OptionError("offer_rate must be > 0 and offer_burst >= 1")
+        if not 8 <= self.max_connections <= 100000:
+            raise OptionError("max_connections must be between 8 and 100000")
+        self.allow_hosts = tuple(self.allow_hosts or ())
         if self.background.strip().lower() == "transparent":
             raise OptionError("a live stream has no alpha channel: use a colour, blur or an image")
         return self

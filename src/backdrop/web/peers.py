@@ -120,6 +120,7 @@ class PublisherPeer(Peer, UploadReceiver):
     def __init__(self, server: "BackdropServer"):
         super().__init__(server)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"peer-{self.id}")
+        self.view_token = secrets.token_urlsafe(18)  # only this page learns it: viewers must present it
         self.processor = None
         self.processed = None
         self.channel = None
@@ -198,7 +199,8 @@ class PublisherPeer(Peer, UploadReceiver):
     def send_hello(self) -> None:
         from ..models import KNOWN_MODELS
 
-        self.send({"type": "hello", "peer": self.id, "settings": self.public_state(),
+        self.send({"type": "hello", "peer": self.id, "token": self.view_token,
+                   "viewer": f"/viewer?token={self.view_token}", "settings": self.public_state(),
                    "models": list(KNOWN_MODELS), "max_upload_bytes": self.server.config.max_upload_bytes,
                    "upload_types": sorted(UPLOAD_TYPES)})
 

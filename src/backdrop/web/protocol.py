@@ -58,3 +58,23 @@ def check_offer_body(raw: bytes) -> tuple[str, str]:
     if media.count("video") > 1 or media.count("audio") > 1 or media.count("application") > 1 or len(media) > 3:
         raise ClientError("the offer may carry one video track, one audio track and one data channel")
     return sdp, kind
+
+
+def check_sdp(sdp: str, *, send_video: bool) -> None:
+    """Parse the SDP (cheap) before anything expensive is built for it.
+
+    ``send_video``: a publisher's offer must send video (sendrecv/sendonly); a viewer's must be
+    able to receive it (recvonly/sendrecv). Raises :class:`ClientError` (400) otherwise.
+    """
+    from aiortc.sdp import SessionDescription
+
+    try:
+        desc = SessionDescription.parse(sdp)
+    except Exception as exc:  # ValueError, KeyError, IndexError... on bad SDP
+        raise ClientError(f"cannot use this offer: {one_line(exc, 160)}") from None
+    video = [m for m in desc.media if m.kind == "video"]
+    want = ("sendrecv", "sendonly") if send_video else ("sendrecv", "recvonly")
+    if not any((m.direction or "sendrecv") in want for m in video):
+        if send_video:
+            raise ClientError("the offer carries no video track to process (is the camera on?)")
+        raise ClientError("the offer has no video to receive (add a recvonly video transceiver)")

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shutil
+import signal
 import ssl
 import threading
 from typing import Any
 
 from .app import BackdropServer
 from .config import ServeError, ServerConfig
+from .guard import limit_connections, server_logger
 from .protocol import one_line
 
 
@@ -34,8 +36,12 @@ async def start_site(server: BackdropServer):
     from aiohttp import web
 
     cfg = server.config
-    runner = web.AppRunner(server.app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    # keepalive_timeout doubles as the header timeout: aiohttp arms it when a connection opens
+    # and closes a connection whose request is not complete by then (slowloris)
+    runner = web.AppRunner(server.app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
+                           keepalive_timeout=cfg.header_timeout, logger=server_logger())
     await runner.setup()
+    limit_connections(runner.server, cfg.max_connections)
     ctx = _ssl_context(cfg)
     site = web.TCPSite(runner, cfg.host, cfg.port, ssl_context=ctx)
     try:
@@ -51,23 +57,54 @@ async def start_site(server: BackdropServer):
     return runner, f"{scheme}://{host}:{port}/"
 
 
-def serve(config: ServerConfig, *, on_ready=None) -> None:
-    """Run the server until Ctrl-C / SIGTERM (the CLI)."""
+def serve(config: ServerConfig, *, on_ready=None) -> int:
+    """Run the server until Ctrl-C / SIGTERM (the CLI); returns the signal that stopped it.
+
+    The signals are handled on the event loop (not as exceptions thrown into whatever runs), so
+    a stop closes every peer (bounded to ~1.5 s), then the listener, and the process can exit at
+    once with 128 + signal.
+    """
     server = BackdropServer(config)
+    stopped = {"signal": 0}
 
     async def main():
         runner, url = await start_site(server)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+
+        def on_signal(signum: int) -> None:
+            stopped["signal"] = signum
+            stop.set()
+
+        installed = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, on_signal, signum)
+                installed.append(signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # Windows, not the main thread
+                pass
         if on_ready:
             on_ready(url)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+            try:
+                await asyncio.wait_for(server.close_all("server shutting down"), 1.5)
+            except (asyncio.TimeoutError, Exception):
+                pass
             await runner.cleanup()
+            # whatever aiortc left behind (timers of closed transports) is cancelled, not awaited
+            for t in asyncio.all_tasks():
+                if t is not asyncio.current_task():
+                    t.cancel()
 
     try:
         asyncio.run(main())
     finally:
         shutil.rmtree(server.upload_root, ignore_errors=True)
+    return stopped["signal"]
 
 
 class ServerThread:

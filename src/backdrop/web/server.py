@@ -20,13 +20,16 @@ Why it is built this way:
 - **Nothing leaks**: a peer that leaves, fails, never connects or silently stops sending is
   closed by a watchdog, which also ends its thread, tasks, tracks and temp files.
 - **Local by default**: HTTP binds 127.0.0.1, and then ICE is restricted to the loopback address
-  as well, so nothing is exposed on the network unless ``--host`` says so.
+  as well, so nothing is exposed on the network unless ``--host`` says so. Requests must name
+  that host (no DNS rebinding) and come from our own origin; viewers need the publisher's token.
 
 Where it lives (this module re-exports the public names, so ``backdrop.web.server`` stays the
 one import): :mod:`.app` the aiohttp app and its offer handlers, :mod:`.peers` the peers,
 :mod:`.track` the processed track, :mod:`.uploads` background uploads, :mod:`.protocol` the
 offer checks and JSON replies, :mod:`.config` settings and limits, :mod:`.ice` loopback ICE,
-:mod:`.memory` RSS and ``malloc_trim``, :mod:`.runner` ``serve`` and :class:`ServerThread`.
+:mod:`.memory` RSS and ``malloc_trim``, :mod:`.runner` ``serve`` and :class:`ServerThread`,
+:mod:`.guard` Host/Origin checks, offer rate limits, socket bounds and stale upload dirs,
+:mod:`.shrink` scaling oversized uploads down. The security model is in ``docs/live.md``.
 """
 
 from __future__ import annotations

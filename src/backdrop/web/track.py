@@ -16,10 +16,15 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+import logging
+
 import numpy as np
 
 if TYPE_CHECKING:
     from .peers import PublisherPeer
+
+
+log = logging.getLogger(__name__)
 
 
 def _track_classes():
@@ -75,6 +80,9 @@ def _processed_track_class():
             self._arrived = 0.0
             self._ended = False
             self._event = asyncio.Event()
+            self._loop = asyncio.get_event_loop()
+            self._last_good = None  # the last composite: shown while processing fails
+            self._failing = False
             self._reader = asyncio.ensure_future(self._pull())
 
         async def _pull(self) -> None:
@@ -107,7 +115,7 @@ def _processed_track_class():
             else:
                 image = frame.to_ndarray(format="rgb24")
             t0 = time.perf_counter()
-            out = peer.processor(image)
+            out = self._composite(image)
             rows = peer.server.config.marker_rows
             if rows:
                 out = out.copy() if out is image else out
@@ -121,6 +129,41 @@ def _processed_track_class():
             vf.pts = frame.pts
             vf.time_base = frame.time_base
             return vf
+
+        def _composite(self, image):
+            """The processor's output; when it fails (a background video that decodes only garbage
+            after a few frames, say), the last good frame (or flat grey), and the
+            page is told once, with one log line, instead of the track dying."""
+            peer = self.peer
+            try:
+                out = peer.processor(image)
+            except Exception as exc:
+                if not self._failing:
+                    self._failing = True
+                    text = str(exc).strip().splitlines()
+                    reason = (text[0] if text else type(exc).__name__)[:160]
+                    log.warning("peer %s: processing failed, showing the last good frame: %s", peer.id, reason)
+                    msg = f"the background cannot be used any more ({reason}); back to {peer.server.config.background}"
+                    with contextlib.suppress(RuntimeError):
+                        self._loop.call_soon_threadsafe(self._fall_back, msg)
+                if self._last_good is not None:
+                    return self._last_good
+                return np.full_like(image, 128)  # a flat grey: never the room the user wanted hidden
+            self._failing = False
+            self._last_good = out
+            return out
+
+        def _fall_back(self, msg: str) -> None:
+            """On the loop: tell the page, and go back to the server's background."""
+            peer = self.peer
+            if peer.closed or peer.processor is None:
+                return
+            peer.send_error(msg.replace(str(peer.upload_dir), ""))
+
+            async def reset():
+                with contextlib.suppress(Exception):
+                    await peer.apply({"background": peer.server.config.background})
+            peer.spawn(reset())
 
         async def recv(self):
             peer = self.peer

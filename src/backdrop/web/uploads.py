@@ -8,6 +8,7 @@ server-chosen name: the client's file name is only ever displayed.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -48,6 +49,8 @@ class UploadReceiver:
     ``apply`` and ``send``.
     """
 
+    _scaled = None
+
     def _upload_begin(self, msg: dict[str, Any]) -> None:
         limit = self.server.config.max_upload_bytes
         size = msg.get("size")
@@ -83,7 +86,13 @@ class UploadReceiver:
         upload_id = f"upload:{self._upload_seq}"
         # the server chooses the name; the client's name is only ever displayed
         path = self.upload_dir / f"upload-{self._upload_seq}{suffix}"
-        path.write_bytes(data)
+        size = len(data)
+        try:
+            path = await asyncio.get_running_loop().run_in_executor(None, self._store, path, kind, data)
+        except Exception as exc:
+            for p in self.upload_dir.glob(f"upload-{self._upload_seq}*"):
+                p.unlink(missing_ok=True)
+            raise ClientError(f"{name} is not a usable image or video ({type(exc).__name__})") from None
         self.uploads[upload_id] = path
         try:
             await self.apply({"background": upload_id, "effect": True})
@@ -95,7 +104,26 @@ class UploadReceiver:
                 raise ClientError(f"{name} is not a usable image or video ({reason})") from None
             raise
         self._prune_uploads(keep=upload_id)
-        self.send({"type": "uploaded", "id": upload_id, "name": name, "kind": kind, "bytes": len(data)})
+        self.send({"type": "uploaded", "id": upload_id, "name": name, "kind": kind, "bytes": size,
+                   **({"scaled": list(self._scaled)} if self._scaled else {})})
+
+    def _store(self, path, kind: str, data: bytes):
+        """Write the upload; one larger than a frame is scaled down first (8K costs the peer its
+        frame rate and hundreds of MB per frame otherwise). Runs on a worker thread."""
+        from .shrink import shrink_image, shrink_video
+
+        side = self.server.config.upload_max_side
+        self._scaled = None
+        if kind == "image":
+            small = shrink_image(data, side)
+            if small is not None:
+                data, suffix, self._scaled = small
+                path = path.with_suffix(suffix)
+            path.write_bytes(data)
+            return path
+        path.write_bytes(data)
+        self._scaled = shrink_video(path, side)
+        return path.with_suffix(".mp4") if self._scaled else path
 
     def _prune_uploads(self, keep: str) -> None:
         while len(self.uploads) > MAX_UPLOADS_PER_PEER:

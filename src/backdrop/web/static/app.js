@@ -43,6 +43,16 @@ function reflect(settings) {
   if (settings.model) $("model").value = settings.model;
 }
 
+function showViewerLink(token) {
+  // only this page knows the token: whoever gets the link may watch this stream
+  if (!token) return;
+  state.token = token;
+  try { localStorage.setItem("backdrop-viewer-token", token); } catch (e) { /* private mode */ }
+  const a = $("viewer-link");
+  a.href = `/viewer?token=${encodeURIComponent(token)}`;
+  a.textContent = `${location.origin}/viewer?token=${token}`;
+}
+
 function onMessage(event) {
   if (typeof event.data !== "string") return;
   let msg;
@@ -51,6 +61,7 @@ function onMessage(event) {
   switch (msg.type) {
     case "hello":
       state.peer = msg.peer;
+      showViewerLink(msg.token);
       state.models = msg.models || [];
       state.maxUpload = msg.max_upload_bytes || state.maxUpload;
       $("model").replaceChildren(...state.models.map((m) => new Option(m, m)));
@@ -186,6 +197,7 @@ async function start() {
     return;
   }
   state.peer = body.peer;
+  showViewerLink(body.token);
   await pc.setRemoteDescription({ sdp: body.sdp, type: body.type });
 }
 

@@ -4,6 +4,11 @@
 const $ = (id) => document.getElementById(id);
 const state = { pc: null, source: null, errors: [] };
 window.backdropViewer = state;
+// the stream's token: from the publisher's viewer link, or (same browser) what its page stored
+const params = new URLSearchParams(location.search);
+state.token = params.get("token") || (() => {
+  try { return localStorage.getItem("backdrop-viewer-token"); } catch (e) { return null; }
+})();
 
 function setStatus(text) { $("status").textContent = text; }
 function showError(text) {
@@ -14,7 +19,8 @@ function showError(text) {
 
 async function refresh() {
   try {
-    const res = await fetch("/peers");
+    if (!state.token) return;
+    const res = await fetch(`/peers?token=${encodeURIComponent(state.token)}`);
     const body = await res.json();
     const select = $("source");
     const current = select.value;
@@ -45,6 +51,7 @@ async function watch() {
   });
   const payload = { sdp: pc.localDescription.sdp, type: pc.localDescription.type };
   if ($("source").value) payload.peer = $("source").value;
+  if (state.token) payload.token = state.token;
   const res = await fetch("/view", {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload),
   });
@@ -62,4 +69,5 @@ async function watch() {
 $("watch").addEventListener("click", () => watch().catch((e) => showError(String(e))));
 refresh();
 setInterval(refresh, 3000);
-if (new URLSearchParams(location.search).has("auto")) watch().catch((e) => showError(String(e)));
+if (!state.token) showError("open the viewer link shown on the publishing page (it carries the stream's token)");
+if (params.has("auto")) watch().catch((e) => showError(String(e)));
