@@ -8,6 +8,7 @@ Most tests share one embedded Ray session (the API reuses it); the CLI tests sta
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -186,6 +188,48 @@ def test_resume_skips_finished_work(inputs, ray_local, tmp_path):
     assert_no_leftovers(out)
 
 
+def test_rerun_checks_output_hash_and_survives_a_damaged_manifest(inputs, ray_local, tmp_path):
+    """Same-size garbage in place of a finished output is redone (size alone was trusted); a
+    manifest line of binary garbage is skipped with a warning and its item redone."""
+    out = tmp_path / "out"
+    src = inputs / "photo.png"
+
+    def run() -> str:
+        return run_batch(str(src), out, background="#00b140", quiet=True).items[0].status
+
+    assert run() == "done"
+    good = (out / "photo.png").read_bytes()
+    (out / "photo.png").write_bytes(bytes(len(good)))  # same size, all zeros
+    assert run() == "done" and (out / "photo.png").read_bytes() == good
+    assert records(out)[-1]["output_sha256"] == hashlib.sha256(good).hexdigest()
+    assert run() == "skipped"
+    raw = (out / MANIFEST_NAME).read_bytes().splitlines(keepends=True)
+    # every record damaged (invalid UTF-8, NULs), then a torn last line without a newline
+    (out / MANIFEST_NAME).write_bytes(b"".join(b"\xff\xfe\x00" + line[3:] for line in raw) + b'{"output": "pho')
+    assert run() == "done"  # no record left for it: redone, no traceback
+    assert run() == "skipped"  # the new record was not glued onto the torn line
+
+
+def test_cpus_per_task_over_the_session_is_refused(inputs, ray_local):
+    """A task asking for more CPUs than the (caller's 2-CPU) session has: refused, not queued forever."""
+    from backdrop.cluster import ClusterError
+
+    got: list = []
+
+    def call():
+        try:
+            run_batch(str(inputs / "photo.png"), Path(tempfile.mkdtemp()), cpus_per_task=3, num_cpus=4, quiet=True)
+            got.append(None)
+        except Exception as exc:  # noqa: BLE001
+            got.append(exc)
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(timeout=60)
+    assert not t.is_alive(), "the batch hung on an impossible --cpus-per-task"
+    assert isinstance(got[0], ClusterError) and "can never run" in str(got[0]), got
+
+
 def test_killed_worker_file_is_redone(inputs, ray_local, tmp_path, monkeypatch):
     """The test hook makes the first worker to reach frame 5 die with os._exit (no cleanup, a
     temp file left behind); Ray retries the task; the output is complete, recorded once, and
@@ -300,6 +344,11 @@ def test_existing_cluster_by_address(inputs, tmp_path):
             assert timestamps(out / ROOM) == timestamps(src / ROOM)
             assert audio_packets(out / ROOM) == audio_packets(src / ROOM)
             assert_no_leftovers(out)
+        # a task no node of the cluster can hold: refused with one line, not queued forever
+        cmd = [sys.executable, "-m", "backdrop", "batch", str(src), str(tmp_path / "big"), "-b", "#00b140", "-q",
+               "--address", addresses[0], "--cpus-per-task", "3"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+        assert proc.returncode == 2 and "largest node" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     finally:
         head.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
         try:

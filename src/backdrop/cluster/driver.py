@@ -40,7 +40,7 @@ from ..hashing import sha256_file
 from .manifest import WORK_NAME, Manifest, batch_lock
 from .progress import Progress
 from .report import BatchItem, BatchReport
-from .session import DeferredSigterm, check_reachable, import_ray, ray_reason, ray_session
+from .session import DeferredSigterm, check_reachable, check_resources, import_ray, ray_reason, ray_session
 from .settings import batch_settings_hash
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,8 @@ class BatchRun:
         owned = not import_ray().is_initialized()
         with DeferredSigterm() as term, ray_session(self.opts.address, num_cpus=self.opts.num_cpus) as ray:
             term.check()
+            where = f"the Ray cluster at {self.opts.address}" if self.opts.address else "the Ray session"
+            check_resources(ray, self.opts.cpus_per_task, where)  # else its tasks wait forever
             tasks = _Tasks.make(ray, self.opts)
             try:
                 for item in pending:
@@ -151,7 +153,7 @@ class BatchRun:
         if item.media == "image":
             item.est_frames = 1
             return [], None
-        item.est_frames, seconds = _header_info(item.src)
+        item.est_frames, seconds, declared = _header_info(item.src)
         every = self.opts.chunk_seconds
         # the packet scan reads the whole file: only for videos long enough to split
         if every > 0 and (seconds is None or seconds >= 1.5 * every):
@@ -159,6 +161,9 @@ class BatchRun:
                 sc = scan(item.src)
                 item.est_frames = sc.frames
                 if sc.duration >= 1.5 * every:
+                    # chunks make exactly the frames the scan found; fewer than the header
+                    # declares means the file was cut short (the rule of VideoReader.truncated)
+                    item.truncated = declared - sc.frames > max(2, declared // 50) if declared > 0 else False
                     return plan_chunks(sc, every), sc
             except BackdropError:
                 pass  # the whole-file task reports the error in full
@@ -200,6 +205,7 @@ class BatchRun:
                 self.progress.frames(result.get("frames", 0))
             return
         if result.get("status") == "fallback":
+            item.truncated = False  # the whole-file run decides
             log.info("%s: chunked run not exact (%s); processing it in one piece", item.rel, result.get("reason"))
             self.progress.add_total(item.est_frames)
             self._submit_whole(tasks, item)
@@ -216,11 +222,21 @@ class BatchRun:
         item.reason = result.get("reason", "") if item.status == "failed" else ""
         item.note = result.get("note", "")
         item.chunks = int(result.get("chunks") or 1)
+        item.truncated = item.status == "done" and bool(result.get("truncated") or item.truncated)
+        if item.truncated and not item.note:
+            item.note = f"input truncated or damaged: {item.frames} frames decoded"
+        digest = result.get("output_sha256") or ""
+        if item.status == "done" and not digest:
+            try:  # a worker that did not hash its output: hash it here
+                digest = sha256_file(item.dst)
+            except OSError:
+                digest = ""
         if result.get("traceback"):
             log.debug("%s failed:\n%s", item.rel, result["traceback"])
         self.manifest.append({"output": item.rel, "input": str(item.src.resolve()), "input_sha256": item.input_sha256,
                               "settings": self.shash, "status": item.status, "frames": item.frames,
                               "seconds": round(item.seconds, 3), "output_size": result.get("output_size"),
+                              "output_sha256": digest, "truncated": item.truncated,
                               "chunks": item.chunks, "reason": item.reason, "note": item.note})
         self.progress.file(item)
 
@@ -236,9 +252,12 @@ def run_batch(inputs: str, out_dir: str | Path, *, background: Any = "blur",
     opts = BatchOptions(background=background, options=options, crf=crf, preset=preset,
                         keep_audio=keep_audio, address=address, num_cpus=num_cpus, cpus_per_task=cpus_per_task,
                         chunk_seconds=chunk_seconds, warmup=warmup, retries=retries, quiet=quiet).validate()
-    import_ray()
+    ray = import_ray()
     if address:
         check_reachable(address)  # before anything is created
+    elif not ray.is_initialized() and cpus_per_task > num_cpus:
+        raise OptionError(f"{{option}} {cpus_per_task} can never run on a local Ray instance of {num_cpus} "
+                          f"CPUs (raise --num-cpus or lower {{option}})", option="cpus_per_task")
     out = Path(os.path.expanduser(str(out_dir)))
     if out.exists() and not out.is_dir():
         raise OutputError(f"output for a batch must be a folder: {out}")
@@ -304,25 +323,27 @@ def _pending(items: list[BatchItem], manifest: Manifest, shash: str) -> list[Bat
             continue
         if manifest.is_done(item.rel, item.input_sha256, shash, item.dst):
             item.status, item.reason = "skipped", "already done (same input and settings)"
+            item.truncated = manifest.last[item.rel].get("truncated") is True
             continue
         pending.append(item)
     return pending
 
 
-def _header_info(path: Path) -> tuple[int, float | None]:
-    """(frame count, duration in seconds or None) from the container header, for planning."""
+def _header_info(path: Path) -> tuple[int, float | None, int]:
+    """(frame count, duration in seconds or None, frames the header declares or 0), for planning."""
     from ..io.video import VideoReader
 
     try:
         r = VideoReader(path)
     except BackdropError:
-        return 0, 0.0  # unreadable: the task reports why
+        return 0, 0.0, 0  # unreadable: the task reports why
     try:
         seconds = None
         if r.stream.duration:
             seconds = float(r.stream.duration * r.time_base)
         elif r.container.duration:
             seconds = r.container.duration / 1_000_000
-        return r.frame_count, seconds
+        # the count the reader's own truncation rule uses (a duration estimate when none is declared)
+        return r.frame_count, seconds, int(r.declared_frames or getattr(r, "expected_frames", 0) or 0)
     finally:
         r.close()

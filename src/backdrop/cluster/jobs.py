@@ -96,6 +96,17 @@ def _size(path: Path) -> int:
         return -1
 
 
+def _written(path: Path) -> dict:
+    """Size and sha256 of a just-written output, for the manifest (a rerun checks both)."""
+    from ..hashing import sha256_file
+
+    try:
+        digest = sha256_file(Path(path))
+    except OSError:
+        digest = ""
+    return {"output_size": _size(path), "output_sha256": digest}
+
+
 def run_whole(job: dict) -> dict:
     """Process one file in one piece (a Ray task; also callable directly)."""
     from ..process import process_image, process_video
@@ -108,16 +119,18 @@ def run_whole(job: dict) -> dict:
             src, dst = Path(job["src"]), Path(job["dst"])
             if job["media"] == "image":
                 process_image(src, dst, pipeline=pipe, quiet=True)
-                return {"status": "done", "frames": 1, "seconds": time.perf_counter() - t0,
-                        "output_size": _size(dst)}
+                return {"status": "done", "frames": 1, "seconds": time.perf_counter() - t0, **_written(dst)}
             runner = _CrashingPipeline(pipe, job["crash_marker"]) if job.get("crash_marker") else pipe
             stats = process_video(src, dst, pipeline=runner, crf=job["crf"], preset=job["preset"],
                                   keep_audio=job["keep_audio"], quiet=True)
             note = ""
-            if stats.get("truncated"):
-                note = f"input truncated or damaged: {stats['frames']} frames decoded"
+            truncated = bool(stats.get("truncated"))
+            if truncated:
+                note = (f"input truncated or damaged: {stats['frames']} frames decoded, "
+                        f"{int(stats.get('bad_packets') or 0)} undecodable packets")
             return {"status": "done", "frames": stats["frames"], "seconds": time.perf_counter() - t0,
-                    "output_size": _size(dst), "note": note}
+                    **_written(dst), "note": note, "truncated": truncated,
+                    "bad_packets": int(stats.get("bad_packets") or 0)}
         except Exception as exc:  # noqa: BLE001 - reported per file, the batch goes on
             return _failed(exc)
         finally:
@@ -174,8 +187,7 @@ def run_stitch(job: dict, time_base, rate, *results: dict) -> dict:
                 n = stitch(parts, tmp, time_base=time_base, rate=rate,
                            audio_from=Path(job["src"]) if job["keep_audio"] else None, suffix=dst.suffix)
             seconds = sum(r["seconds"] for r in results) + (time.perf_counter() - t0)
-            return {"status": "done", "frames": n, "seconds": seconds, "output_size": _size(dst),
-                    "chunks": len(results)}
+            return {"status": "done", "frames": n, "seconds": seconds, **_written(dst), "chunks": len(results)}
         except ChunkError as exc:
             return {"status": "fallback", "reason": str(exc)}
         except Exception as exc:  # noqa: BLE001

@@ -5,12 +5,16 @@ locking between records is needed; a second batch on the same folder is refused 
 :func:`batch_lock`). Each finished output gets one record carrying the sha256 of the input it
 was made from and a hash of every setting that changes the result. A rerun skips an input when
 the last record for its output says ``done`` with the same input hash and settings hash and
-the output file is still there with the recorded size; anything else is redone. Records are
+the output file is still there with the recorded size and sha256 (size first, the hash only
+when the size matches); anything else is redone. Records are
 written after the output was renamed into place, so a crash between the two only costs redoing
 that one file (the rename is atomic and the redo overwrites it with the same content): outputs
 are produced exactly once in effect.
 
-A torn last line (the driver killed mid-append) is ignored when reading.
+A line that is not a record (torn by a driver killed mid-append, or any damage: binary
+garbage, NUL bytes, invalid UTF-8) is skipped with one warning per read, never an error; the
+output it described is then simply redone. An append after a torn last line starts a new line,
+so the torn bytes never swallow the next record.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -25,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from ..hashing import sha256_file  # noqa: F401  (re-exported: older imports)
+from ..hashing import sha256_file
+
+log = logging.getLogger(__name__)
 
 MANIFEST_NAME = ".backdrop-manifest.jsonl"
 LOCK_NAME = ".backdrop-batch.lock"
@@ -50,27 +57,40 @@ class Manifest:
     def load(self) -> None:
         self.last = {}
         try:
-            with open(self.path, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        rec = json.loads(line)
-                    except ValueError:
-                        continue  # a torn line from an interrupted append
-                    if isinstance(rec, dict) and isinstance(rec.get("output"), str):
-                        self.last[rec["output"]] = rec
+            with open(self.path, "rb") as f:  # bytes: a damaged line must not stop the decoder
+                data = f.read()
         except FileNotFoundError:
-            pass
+            return
         except OSError as exc:
             raise OutputError(f"cannot read the batch manifest {self.path}: {exc.strerror}") from None
+        bad = 0
+        for raw in data.split(b"\n"):
+            if not raw.strip():
+                continue
+            rec = _parse(raw)
+            if rec is None:
+                bad += 1
+            else:
+                self.last[rec["output"]] = rec
+        if bad:
+            log.warning("ignored %d damaged line%s in the batch manifest %s (an output whose record was lost "
+                        "is redone)", bad, "" if bad == 1 else "s", self.path)
 
     def is_done(self, output_rel: str, input_sha256: str, settings: str, output_path: Path) -> bool:
+        """True when the last record says ``done`` from these input bytes and settings and the
+        output still has the recorded size and sha256 (the hash is only read when the size fits)."""
         rec = self.last.get(output_rel)
         if not rec or rec.get("status") != "done":
             return False
         if rec.get("input_sha256") != input_sha256 or rec.get("settings") != settings:
             return False
+        want = rec.get("output_sha256")
+        if not isinstance(want, str) or not want:
+            return False  # a record without the output's hash cannot prove anything
         try:
-            return output_path.is_file() and output_path.stat().st_size == rec.get("output_size")
+            if not output_path.is_file() or output_path.stat().st_size != rec.get("output_size"):
+                return False
+            return sha256_file(output_path) == want
         except OSError:
             return False
 
@@ -79,8 +99,10 @@ class Manifest:
         rec = {"v": FORMAT_VERSION, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **record}
         data = (json.dumps(rec, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
+                if _ends_torn(fd):
+                    data = b"\n" + data  # never glue a record onto a torn line
                 os.write(fd, data)
                 os.fsync(fd)
             finally:
@@ -89,6 +111,23 @@ class Manifest:
             raise OutputError(f"cannot write the batch manifest {self.path}: {exc.strerror}") from None
         if isinstance(rec.get("output"), str):
             self.last[rec["output"]] = rec
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    """One manifest line as a record, or None when it is damaged in any way."""
+    try:
+        rec = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("output"), str) or not rec["output"]:
+        return None
+    return rec
+
+
+def _ends_torn(fd: int) -> bool:
+    """True when the file is not empty and its last byte is not a newline."""
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
 
 @contextlib.contextmanager

@@ -38,7 +38,7 @@ class Progress:
         if self.quiet:
             return
         extra = f"{item.frames} frames, {item.seconds:.1f} s" if item.status == "done" else item.reason
-        line = f"backdrop: [{self.files_done}/{self.total_files}] {item.status} {item.rel} ({extra})"
+        line = f"backdrop: [{self.files_done}/{self.total_files}] {item.label} {item.rel} ({extra})"
         if self.tty:
             self.bar.write(line, file=sys.stderr)
         else:

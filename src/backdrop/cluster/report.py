@@ -26,6 +26,14 @@ class BatchItem:
     chunks: int = 1
     input_sha256: str = ""
     est_frames: int = 0
+    truncated: bool = False  # the input was cut short or damaged: the output has what decoded
+
+    @property
+    def label(self) -> str:
+        """The status as the table and the progress lines show it."""
+        if self.truncated and self.status in ("done", "skipped"):
+            return f"{self.status} (input truncated)"
+        return self.status
 
 
 @dataclass
@@ -44,7 +52,7 @@ class BatchReport:
         """The end-of-batch summary: one row per file, reasons for skips and failures."""
         rows = [("STATUS", "FRAMES", "SECONDS", "CHUNKS", "FILE", "REASON")]
         for i in self.items:
-            rows.append((i.status, str(i.frames) if i.status == "done" else "-",
+            rows.append((i.label, str(i.frames) if i.status == "done" else "-",
                          f"{i.seconds:.1f}" if i.status == "done" else "-",
                          str(i.chunks) if i.status == "done" else "-", i.rel,
                          i.reason or i.note))
@@ -58,5 +66,7 @@ class BatchReport:
         return "\n".join(lines)
 
     def totals(self) -> str:
-        return (f"{self.count('done')} done, {self.count('skipped')} skipped, {self.count('failed')} failed "
+        cut = sum(1 for i in self.items if i.truncated and i.status == "done")
+        done = f"{self.count('done')} done" + (f" ({cut} from truncated inputs)" if cut else "")
+        return (f"{done}, {self.count('skipped')} skipped, {self.count('failed')} failed "
                 f"(of {len(self.items)}) in {self.seconds:.1f} s")

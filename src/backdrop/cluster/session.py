@@ -164,6 +164,34 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         raise ClusterError(f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
+def node_cpus(ray) -> list[float]:
+    """The CPUs of each alive node of the connected session (the whole cluster's total when
+    Ray cannot list its nodes)."""
+    try:
+        cpus = [float((n.get("Resources") or {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive", True)]
+    except Exception:  # noqa: BLE001 - older Ray / a client without node listing
+        cpus = []
+    if not cpus:
+        with contextlib.suppress(Exception):
+            cpus = [float(ray.cluster_resources().get("CPU", 0))]
+    return cpus
+
+
+def check_resources(ray, cpus_per_task: int, where: str = "the Ray cluster") -> None:
+    """Refuse a batch whose tasks no node can ever run: Ray would queue them forever, silently.
+
+    A task's CPUs must fit on one node, so the largest node decides (the stitch task needs 1).
+    """
+    cpus = node_cpus(ray)
+    if not cpus:
+        return  # nothing reported: let Ray decide
+    need = max(1, int(cpus_per_task))
+    most = max(cpus)
+    if most < need:
+        raise ClusterError(f"--cpus-per-task {need} can never run: the largest node of {where} has "
+                           f"{most:g} CPUs (lower --cpus-per-task or add bigger nodes)")
+
+
 def ray_reason(exc: BaseException) -> str:
     name = type(exc).__name__
     text = str(exc).strip().splitlines()

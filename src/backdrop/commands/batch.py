@@ -23,7 +23,8 @@ def register(sub) -> None:
     p.add_argument("--num-cpus", type=int, default=2, metavar="N",
                    help="CPUs of the local Ray instance (default 2; ignored with --address)")
     p.add_argument("--cpus-per-task", type=int, default=1, metavar="N",
-                   help="CPUs each file/chunk task reserves, and its inference threads (default 1)")
+                   help="CPUs each file/chunk task reserves, and its inference threads (default 1; a task must fit "
+                        "on one node: more than --num-cpus or the largest cluster node is refused)")
     p.add_argument("--chunk-seconds", type=float, default=60.0, metavar="S",
                    help="split videos longer than 1.5*S at keyframes about every S seconds (0: never; default 60)")
     p.add_argument("--warmup", type=int, default=60, metavar="N",
