@@ -11,11 +11,12 @@ import argparse
 import difflib
 import importlib
 import logging
+import os
 import signal
 import sys
 
 from . import __version__
-from .errors import BackdropError, OptionError, Terminated
+from .errors import BackdropError, OptionError, Terminated, defer_stop, escape_controls, note_stop
 
 COMMANDS = ["video", "image", "models", "sample", "eval", "bench", "camera", "serve", "train", "batch"]
 
@@ -58,8 +59,62 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"backdrop: error: {prog + ': ' if prog else ''}{message}\n")
 
 
-def _on_sigterm(signum, frame):  # pragma: no cover - exercised in subprocess tests
-    raise Terminated()
+_stopping: list[int] = []
+
+
+def _on_stop(signum, frame):  # pragma: no cover - exercised in subprocess tests
+    """First SIGTERM/SIGHUP/SIGINT: stop (cleanup runs). Any later one while cleaning up is
+    ignored, so a second signal cannot cut the cleanup short and leave a partial output."""
+    if _stopping:
+        return
+    _stopping.append(signum)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        # ignored by the kernel from now on (a pending repeat is discarded too): a handler that
+        # merely returns is not enough, Python resets it to the default when it exits
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except (OSError, ValueError):  # pragma: no cover
+            pass
+    exc: BaseException = KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+    note_stop(exc)
+    if defer_stop(exc):  # the main thread holds a queue's lock: raised when it lets go
+        return
+    raise exc
+
+
+def _install_handlers() -> dict:
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        current = signal.getsignal(sig)
+        if sig == signal.SIGINT and current is not signal.default_int_handler:
+            continue  # inherited as ignored (background job): leave it so
+        if sig == signal.SIGHUP and current == signal.SIG_IGN:
+            continue  # nohup
+        old[sig] = signal.signal(sig, _on_stop)
+    return old
+
+
+def _raise_stop() -> None:
+    """After a stop signal, whatever error followed is the stop: raise it as one."""
+    if _stopping:
+        raise (KeyboardInterrupt() if _stopping[0] == signal.SIGINT else Terminated(_stopping[0])) from None
+
+
+def _usable_streams() -> None:
+    """Closed standard streams (``backdrop ... >&- 2>&-``) become /dev/null, not a crash."""
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:
+            try:
+                setattr(sys, name, open(os.devnull, mode))
+            except OSError:  # pragma: no cover
+                pass
+
+
+def _say(line: str) -> None:
+    try:
+        print(escape_controls(line), file=sys.stderr)
+    except (OSError, ValueError):  # stderr is gone: the exit status still tells
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +138,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _usable_streams()
+    _stopping.clear()
+    old = _install_handlers()  # before the (slow) imports of the commands: a stop then is clean too
+    try:
+        try:
+            return _main(argv)
+        except Exception:
+            _raise_stop()  # an error made of the stop (an ImportError of an interrupted native import)
+            raise
+    except KeyboardInterrupt:
+        _say("backdrop: interrupted; partial output removed")
+        return 130
+    except Terminated as exc:
+        _say("backdrop: terminated; partial output removed")
+        return 128 + int(getattr(exc, "signum", 15) or 15)
+    finally:
+        if not _stopping:  # after a stop, a second signal must not kill the exit half-way
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -93,28 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    old = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
     except OptionError as exc:  # the library names its argument; the user typed a flag
         from .commands.common import flag_of
 
         message = exc.for_flag(flag_of(exc.option)) if exc.option else str(exc)
-        print(f"backdrop: error: {message}", file=sys.stderr)
+        _say(f"backdrop: error: {message}")
         return exc.exit_code
     except BackdropError as exc:
-        print(f"backdrop: error: {exc}", file=sys.stderr)
+        _raise_stop()
+        _say(f"backdrop: error: {exc}")
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("backdrop: interrupted; partial output removed", file=sys.stderr)
-        return 130
-    except Terminated:
-        print("backdrop: terminated; partial output removed", file=sys.stderr)
-        return 143
     except BrokenPipeError:
         return 1
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,17 +16,21 @@ from typing import Any
 from tqdm import tqdm
 
 from .errors import InputError, OutputError
-from .io.atomic import check_output_path
+from .io.atomic import check_output_path, is_temp_name
+from .io.formats import check_video_output_suffix
 from .io.image import IMAGE_SUFFIXES, read_image, write_image
 from .io.transcode import EncodeSettings, transcode
-from .io.video import VIDEO_SUFFIXES, VideoReader, validate_encoder_options
+from .io.video import VideoReader, validate_encoder_options
 from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
 
 def _progress(total: int | None, desc: str, quiet: bool):
-    disable = quiet or not sys.stderr.isatty()
+    try:
+        disable = quiet or sys.stderr is None or not sys.stderr.isatty()
+    except (OSError, ValueError):  # stderr closed
+        disable = True
     return tqdm(total=total or None, desc=desc, unit="frame", disable=disable, dynamic_ncols=True,
                 smoothing=0.1, leave=False)
 
@@ -34,7 +38,7 @@ def _progress(total: int | None, desc: str, quiet: bool):
 def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None = None,
                   background: Any = None, crf: int = 20, preset: str = "veryfast",
                   quiet: bool = False, keep_audio: bool = True, overlap: bool = True,
-                  **options: Any) -> dict[str, Any]:
+                  strict: bool = False, **options: Any) -> dict[str, Any]:
     """Replace the background of every frame of ``src`` and write ``dst``.
 
     With ``overlap`` decoding and encoding run on their own threads (bounded queues), so they
@@ -43,14 +47,16 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
     Keeps the frame count, the timestamps (variable frame rate too) and the audio (copied without
     re-encoding when the container allows). Rotated phone videos come out upright. Returns
     statistics: frames, seconds, frames/s, inferences, skipped fraction.
+
+    An input that looks cut short or damaged gives a warning (the output holds every frame that
+    could be decoded); with ``strict`` it is an :class:`InputError` and nothing is written.
     """
     src, dst = Path(src), Path(dst)
     validate_encoder_options(crf, preset)
     if not src.exists():
         raise InputError(f"input not found: {src}")
     dst = check_output_path(dst, src)
-    if dst.suffix.lower() not in VIDEO_SUFFIXES:
-        raise OutputError(f"unsupported video output {dst.name}: use .mp4, .mov, .mkv or .webm")
+    check_video_output_suffix(dst.suffix, dst.name)
     reader = VideoReader(src)
     try:
         pipe = pipeline or Pipeline(background=background, quiet=quiet, **options)
@@ -66,9 +72,14 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
         def composite(frames):
             return ((item.pts, out) for item, _, out in pipe.stream(frames, image_of=lambda f: f.image))
 
+        def finish(count: int) -> None:
+            if strict and reader.truncated:
+                raise InputError(f"input {src.name} looks truncated or damaged: {_damage(reader)} (--strict: "
+                                 "nothing written)")
+
         with _progress(reader.frame_count, src.name, quiet) as bar:
             frames = transcode(reader, dst, settings, composite, overlap=overlap, on_frame=lambda _: bar.update(1),
-                               timer=pipe.timer,
+                               timer=pipe.timer, check=finish,
                                empty=InputError(f"video has no decodable frames: {src.name}")).frames
     finally:
         reader.close()
@@ -78,13 +89,25 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
     if reader.truncated:
         # the output holds every frame that could be decoded; say so rather than pass a cut
         # or damaged input off as complete
-        declared = reader.declared_frames
-        of = f" of {declared} declared" if declared else ""
-        log.warning("input %s looks truncated or damaged: %d frames decoded%s, %d undecodable packets",
-                    src.name, frames, of, reader.bad_packets)
+        log.warning("input %s looks truncated or damaged: %s", src.name, _damage(reader))
+    if reader.resized_frames:
+        log.warning("the picture size of %s changes part-way: %d frames were scaled (aspect kept, letterboxed) "
+                    "to the first frame's %dx%d", src.name, reader.resized_frames, *reader.first_size)
     return {**pipe.stats(), "frames": frames, "seconds": seconds,
             "fps": frames / seconds if seconds else 0.0, "rotation": reader.rotation,
             "bad_packets": reader.bad_packets, "truncated": reader.truncated}
+
+
+def _damage(reader: VideoReader) -> str:
+    """``8 frames decoded of 30 declared, 0 undecodable packets`` (``of about 60 expected from
+    the duration`` for containers that declare no frame count)."""
+    if reader.declared_frames:
+        of = f" of {reader.declared_frames} declared"
+    elif reader.expected_frames:
+        of = f" of about {reader.expected_frames} expected from the duration"
+    else:
+        of = ""
+    return f"{reader.frames_decoded} frames decoded{of}, {reader.bad_packets} undecodable packets"
 
 
 def image_output_path(src: Path, out_dir: Path, kind: str) -> Path:
@@ -94,12 +117,35 @@ def image_output_path(src: Path, out_dir: Path, kind: str) -> Path:
     return out_dir / (src.stem + suffix)
 
 
+def plan_outputs(files: list[Path], out_dir: Path, kind: str) -> list[Path]:
+    """One output per input, never two the same (compared case-insensitively).
+
+    A file whose output keeps its own name claims it first; one whose suffix changes (a JPEG
+    going transparent) and collides gets its full name plus the new suffix (``a.jpg`` next to
+    ``a.png``: ``a.png`` and ``a.jpg.png``), then ``a.jpg-2.png`` and so on.
+    """
+    out: list[Path | None] = [None] * len(files)
+    taken: set[str] = set()
+    plain = [image_output_path(f, out_dir, kind) for f in files]
+    order = sorted(range(len(files)), key=lambda i: plain[i].name != files[i].name)
+    for i in order:
+        f, first = files[i], plain[i]
+        names = [first.name, f.name + first.suffix] + [f"{f.name}-{k}{first.suffix}" for k in range(2, 100000)]
+        name = next(n for n in names if n.lower() not in taken)
+        taken.add(name.lower())
+        out[i] = out_dir / name
+    return out  # type: ignore[return-value]
+
+
 def process_image(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None = None,
                   background: Any = None, quiet: bool = False, **options: Any) -> dict[str, Any]:
     """Replace the background of one image (same size out), or of every image in a folder.
 
     For a folder, ``dst`` is a folder (created if missing) and each output keeps its name (a
-    transparent result from a JPEG is written as PNG).
+    transparent result from a JPEG is written as PNG; a name this run already wrote is never
+    overwritten: see :func:`plan_outputs`). Hidden files (``._photo.png`` from macOS) and
+    our own temp files are skipped; an unreadable image is recorded in ``failed`` as
+    ``(name, reason)`` and the others are still done.
     """
     src, dst = Path(src), Path(dst)
     if not src.exists():
@@ -107,37 +153,47 @@ def process_image(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
     files = _folder_inputs(src, dst) if src.is_dir() else None  # refused before a model loads
     pipe = pipeline or Pipeline(background=background, quiet=quiet, **options)
     t0 = time.perf_counter()
+    failed: list[tuple[str, str]] = []
+    written: list[Path] = []
     try:
         if files is not None:
             try:
                 dst.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise OutputError(f"cannot create output folder {dst}: {exc.strerror}") from None
-            done = 0
             with _progress(len(files), src.name, quiet) as bar:
-                for f in files:
-                    _one_image(pipe, f, image_output_path(f, dst, pipe.output_kind))
-                    done += 1
+                for f, out in zip(files, plan_outputs(files, dst, pipe.output_kind)):
+                    try:
+                        _one_image(pipe, f, out)
+                    except InputError as exc:
+                        failed.append((f.name, str(exc)))
+                        log.debug("skipping %s: %s", f, exc)
+                    else:
+                        written.append(out)
                     bar.update(1)
         else:
             check_output_path(dst, src)
             _one_image(pipe, src, dst)
-            done = 1
+            written.append(dst)
     finally:
         if pipeline is None:
             pipe.close()
     seconds = time.perf_counter() - t0
-    return {"images": done, "seconds": seconds}
+    return {"images": len(written), "seconds": seconds, "written": written, "failed": failed}
 
 
 def _folder_inputs(src: Path, dst: Path) -> list[Path]:
     """The images of folder ``src``, once ``dst`` is known to be usable as their output folder.
 
+    Hidden files are skipped: ``._photo.png`` (macOS metadata beside a copied photo) is no
+    image, and ``.photo.x1y2z3a4.part.png`` is a temp file of a run still writing or killed.
+
     ``out.png`` for a folder is almost certainly a slip (one image was meant, or a folder name
     was forgotten); creating a folder of that name would hide it, so it is refused unless a
     folder of that name already exists.
     """
-    files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+                   and not is_temp_name(p.name) and p.is_file())
     if not files:
         raise InputError(f"no images (.jpg/.png/.webp...) in folder {src}")
     if dst.exists() and not dst.is_dir():

@@ -52,6 +52,9 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+MAX_SIDE = 7680  # 8K: no webcam captures more, and 100000x100000 would ask for 30 GB a frame
+
+
 def run(args) -> int:
     from ..errors import OptionError
     from ..io.camera import open_camera
@@ -62,6 +65,11 @@ def run(args) -> int:
 
     if not 1 <= args.queue <= 64:
         raise OptionError(f"--queue must be between 1 and 64, got {args.queue}")
+    for flag, value, top in (("--width", args.width, MAX_SIDE), ("--height", args.height, MAX_SIDE)):
+        if not 16 <= value <= top:
+            raise OptionError(f"{flag} must be between 16 and {top}, got {value}")
+    if not 0 < args.fps <= 240:
+        raise OptionError(f"--fps must be above 0 and at most 240, got {args.fps:g}")
     if args.frames is not None and args.frames < 1:
         raise OptionError(f"--frames must be positive, got {args.frames}")
     virtual = not args.output and not args.no_virtual

@@ -20,8 +20,14 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..process import process_image
 
+    from ..errors import escape_controls
+
     stats = process_image(args.input, args.output, background=background_from_args(args), quiet=args.quiet,
                           options=pipeline_options(args))
-    if not args.quiet:
-        print(f"backdrop: wrote {stats['images']} image(s) to {args.output}", file=sys.stderr)
-    return 0
+    failed = stats.get("failed") or []
+    for name, reason in failed:  # the report: always shown, also with --quiet
+        print(escape_controls(f"backdrop: failed: {name}: {reason}"), file=sys.stderr)
+    if failed or not args.quiet:
+        print(escape_controls(f"backdrop: wrote {stats['images']} image(s) to {args.output}"
+                              + (f"; {len(failed)} failed" if failed else "")), file=sys.stderr)
+    return 1 if failed else 0

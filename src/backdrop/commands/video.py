@@ -18,6 +18,9 @@ def register(sub) -> None:
     p.add_argument("--crf", type=int, default=20, help="H.264 quality, 0-51, lower is better (default 20)")
     p.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
     p.add_argument("--no-audio", action="store_true", help="drop the audio")
+    p.add_argument("--strict", action="store_true",
+                   help="an input that looks cut short or damaged is an error (exit 2, no output) "
+                        "instead of a warning")
     p.set_defaults(func=run)
 
 
@@ -25,9 +28,11 @@ def run(args) -> int:
     from ..process import process_video
 
     stats = process_video(args.input, args.output, background=background_from_args(args), crf=args.crf,
-                          preset=args.preset, keep_audio=not args.no_audio, quiet=args.quiet,
+                          preset=args.preset, keep_audio=not args.no_audio, quiet=args.quiet, strict=args.strict,
                           options=pipeline_options(args))
     if not args.quiet:
-        print(f"backdrop: wrote {args.output}: {stats['frames']} frames in {stats['seconds']:.1f} s "
-              f"({stats['fps']:.1f} frames/s)", file=sys.stderr)
+        from ..errors import escape_controls
+
+        print(escape_controls(f"backdrop: wrote {args.output}: {stats['frames']} frames in {stats['seconds']:.1f} s "
+              f"({stats['fps']:.1f} frames/s)"), file=sys.stderr)
     return 0

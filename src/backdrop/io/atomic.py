@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
-import tempfile
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +58,61 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and ".part" in name
 
 
+#: exactly the names ``tempfile.mkstemp(prefix=".stem.", suffix=".part.ext")`` makes: a dot,
+#: the stem, a dot, 8 random characters from mkstemp's alphabet, ``.part`` and the suffix
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.part(\.[A-Za-z0-9]{1,8})?$")
+STALE_SECONDS = 3600.0
+
+
+def _random8() -> str:
+    """8 characters of mkstemp's alphabet, so names match :data:`_TEMP_NAME` as before."""
+    return "".join(_RNG.choice("abcdefghijklmnopqrstuvwxyz0123456789_") for _ in range(8))
+
+
+_RNG = __import__("random").SystemRandom()
+
+
+def is_own_temp_name(name: str) -> bool:
+    """True only for names :func:`atomic_output` makes (stricter than :func:`is_temp_name`)."""
+    return bool(_TEMP_NAME.match(name))
+
+
+def remove_stale_temps(folder: Path, older_than: float = STALE_SECONDS) -> list[Path]:
+    """Remove temp files a killed run (SIGKILL, power loss) left in ``folder``.
+
+    Only files named exactly as :func:`atomic_output` names them, older than ``older_than``
+    seconds and not locked by a live writer (every writer holds an ``flock`` on its temp file)
+    are removed; anything else is never touched. Returns what was removed; errors are ignored.
+    """
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        if not is_own_temp_name(e.name):
+            continue
+        try:
+            st = e.stat(follow_symlinks=False)
+            if not e.is_file(follow_symlinks=False) or now - st.st_mtime < older_than:
+                continue
+            fd = os.open(e.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live process is writing it
+            with contextlib.suppress(OSError):
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+        finally:
+            os.close(fd)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(dst: Path) -> Iterator[Path]:
     """Yield a temp path beside ``dst``; rename to ``dst`` on success, delete it on failure.
@@ -66,20 +123,45 @@ def atomic_output(dst: Path) -> Iterator[Path]:
     """
     dst = Path(dst)
     parent = dst.parent if str(dst.parent) else Path(".")
+    remove_stale_temps(parent)
+    tmp_path: Path | None = None
+    fd = -1
     try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{dst.stem}.", suffix=f".part{dst.suffix}")
+        # the name is chosen before the file exists, so a Ctrl-C at any point after the file was
+        # created finds it in ``tmp_path`` and removes it (mkstemp could be interrupted between
+        # creating the file and returning its name)
+        for _ in range(100):
+            tmp_path = parent / f".{dst.stem}.{_random8()}.part{dst.suffix}"
+            try:
+                fd = os.open(tmp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                             0o666 & ~_umask())
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover
+            raise FileExistsError(errno.EEXIST, "no free temporary name")
+        with contextlib.suppress(OSError):  # marks the file as live for remove_stale_temps
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+        if tmp_path is not None and fd >= 0:
+            tmp_path.unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise OutputError(f"no space left on the device while writing {dst}") from None
         raise OutputError(f"cannot write in {parent}: {exc.strerror}") from None
-    tmp_path = Path(tmp)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-    except OSError:  # pragma: no cover - e.g. file systems without modes
-        pass
-    os.close(fd)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+            if tmp_path is not None:
+                tmp_path.unlink(missing_ok=True)
+        raise
     try:
         yield tmp_path
+        if not parent.is_dir():
+            raise OutputError(f"output folder {parent} was removed while writing {dst.name}")
+        if not tmp_path.exists():
+            raise OutputError(f"the temporary file for {dst} was removed while writing; nothing written")
         os.replace(tmp_path, dst)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
@@ -87,7 +169,9 @@ def atomic_output(dst: Path) -> Iterator[Path]:
             raise OutputError(f"no space left on the device while writing {dst}") from None
         if isinstance(exc, PermissionError):
             raise OutputError(f"permission denied writing {dst}") from None
-        raise
+        if isinstance(exc, FileNotFoundError):
+            raise OutputError(f"cannot write {dst}: the output folder or the temporary file was removed") from None
+        raise OutputError(f"cannot write {dst}: {exc.strerror or exc}") from None
     except OutputError as exc:
         tmp_path.unlink(missing_ok=True)
         text = str(exc)
@@ -97,3 +181,5 @@ def atomic_output(dst: Path) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)

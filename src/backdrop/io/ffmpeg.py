@@ -16,7 +16,7 @@ import av
 import av.logging
 
 from ..errors import InputError
-from .image import max_pixels
+from .image import check_regular_file, max_pixels
 
 
 def _open_input(path: Path, limit: int | None = None):
@@ -28,10 +28,7 @@ def _open_input(path: Path, limit: int | None = None):
     picture instead; its log line says the declared size, which we report.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"input not found: {path}")
-    if path.is_dir():
-        raise InputError(f"input is a folder, not a video: {path}")
+    check_regular_file(path, "a video")
     try:
         with open(path, "rb"):
             pass

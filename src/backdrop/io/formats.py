@@ -11,6 +11,21 @@ from ..errors import OptionError, OutputError
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi"}
 VIDEO_INPUT_SUFFIXES = VIDEO_SUFFIXES | {".gif"}  # what we read as video (GIF in, never out)
+#: what we write: AVI is read, never written (its muxer keeps one fixed frame rate, so the
+#: source's timestamps (1/90000 time base, variable rate) cannot be kept; it failed or wrote
+#: a header claiming 20x the frames)
+VIDEO_OUTPUT_SUFFIXES = VIDEO_SUFFIXES - {".avi"}
+UNSUPPORTED_OUTPUT_HINT = "use .mp4, .mov, .mkv or .webm"
+
+
+def check_video_output_suffix(suffix: str, name: str) -> None:
+    """One line for an output suffix we do not write (``.avi`` included)."""
+    suffix = suffix.lower()
+    if suffix == ".avi":
+        raise OutputError(f"cannot write .avi output ({name}): AVI cannot keep the timestamps; "
+                          f"{UNSUPPORTED_OUTPUT_HINT}")
+    if suffix not in VIDEO_OUTPUT_SUFFIXES:
+        raise OutputError(f"unsupported video output {name}: {UNSUPPORTED_OUTPUT_HINT}")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow", "placebo")
 
@@ -46,6 +61,4 @@ def choose_video_codec(suffix: str, kind: str, width: int, height: int) -> tuple
         raise OutputError(f"transparent video needs .mov (ProRes 4444), .webm (VP9) or .mkv (FFV1), not {suffix}")
     if suffix == ".webm":
         return "libvpx-vp9", "yuv420p", {"deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
-    if suffix == ".avi":
-        return "mpeg4", "yuv420p", {"qscale": "3"}
     return "libx264", ("yuv444p" if odd else "yuv420p"), {}

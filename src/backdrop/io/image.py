@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import struct
 import threading
 import warnings
@@ -42,6 +43,21 @@ def max_pixels() -> int:
     if value < 1:
         raise OptionError(f"BACKDROP_MAX_PIXELS must be a positive integer, got {raw!r}")
     return value
+
+
+def check_regular_file(path: Path, what: str) -> None:
+    """Refuse a missing input, a folder, or anything but a regular file (a FIFO, /dev/zero, a
+    socket) with one line, before anything opens it: reading those blocks or never ends."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"input not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read input {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"input is a folder, not {what}: {path}")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"input is not a regular file (a pipe, device or socket), not {what}: {path}")
 
 
 # Decoders may raise any of these on a damaged file (found by tests/test_fuzz.py and by
@@ -89,10 +105,7 @@ def _upright(im: Image.Image, name: str) -> Image.Image:
 def read_image(path: Path, *, limit: int | None = None) -> np.ndarray:
     """Read an image file as RGB uint8 HxWx3 (upright per EXIF)."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"input not found: {path}")
-    if path.is_dir():
-        raise InputError(f"input is a folder, not an image: {path}")
+    check_regular_file(path, "an image")
     limit = limit or max_pixels()
     w = h = 0
     try:

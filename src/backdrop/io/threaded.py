@@ -14,7 +14,30 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ..errors import signals_deferred
+
 _END = object()
+
+
+def _get(q: queue.Queue) -> Any:
+    """``q.get()`` for the main thread, safe against a signal arriving while it holds the
+    queue's lock (see :class:`~backdrop.errors.signals_deferred`)."""
+    while True:
+        with signals_deferred():
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                pass
+
+
+def _put(q: queue.Queue, item: Any) -> None:
+    while True:
+        with signals_deferred():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                pass
 
 
 class _Failure:
@@ -22,14 +45,47 @@ class _Failure:
         self.exc = exc
 
 
+def join_fully(thread: threading.Thread, finished: threading.Event,
+               step: Callable[[], None] | None = None) -> None:
+    """Wait until ``thread`` has ended, even when a signal (Ctrl-C, SIGTERM) interrupts the wait.
+
+    Closing a container while another thread still decodes from or encodes into it crashes
+    FFmpeg (SIGSEGV), so every exit path must get past this wait. ``finished`` is set by the
+    thread as its very last act: ``Thread.join`` itself cannot be trusted here, because on
+    Python 3.11 an exception raised by a signal handler inside ``join`` can mark a running
+    thread as stopped (``is_alive()`` false while it still runs). ``step`` runs between waits
+    (draining a queue the thread may be blocked on). The first interruption is re-raised once
+    the thread is done.
+    """
+    pending: BaseException | None = None
+    while not finished.is_set() and (thread.ident is not None):
+        try:
+            with signals_deferred():
+                if step is not None:
+                    step()
+                finished.wait(0.05)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            pending = pending or exc
+    if pending is not None:
+        raise pending
+
+
 def prefetch(items: Iterable[Any], depth: int = 4) -> Iterator[Any]:
-    """Iterate ``items`` on a background thread, up to ``depth`` items ahead."""
+    """Iterate ``items`` on a background thread, up to ``depth`` items ahead.
+
+    The source iterator is closed on the worker thread itself (a reader's ``finally`` that
+    closes its container runs there, never concurrently with a decode), and the worker is
+    joined before this generator finishes, whatever ends it.
+    """
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
+    finished = threading.Event()
 
     def work() -> None:
+        it = None
         try:
-            for item in items:
+            it = iter(items)
+            for item in it:
                 while not stop.is_set():
                     try:
                         q.put(item, timeout=0.1)
@@ -41,12 +97,20 @@ def prefetch(items: Iterable[Any], depth: int = 4) -> Iterator[Any]:
             q.put(_END)
         except BaseException as exc:  # handed to the consumer
             q.put(_Failure(exc))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except BaseException:  # noqa: BLE001 - the consumer has its own error
+                    pass
+            finished.set()
 
     t = threading.Thread(target=work, name="backdrop-prefetch", daemon=True)
     t.start()
     try:
         while True:
-            item = q.get()
+            item = _get(q)
             if item is _END:
                 return
             if isinstance(item, _Failure):
@@ -54,11 +118,14 @@ def prefetch(items: Iterable[Any], depth: int = 4) -> Iterator[Any]:
             yield item
     finally:
         stop.set()
-        while t.is_alive():
+
+        def drain() -> None:
             try:
                 q.get_nowait()
             except queue.Empty:
-                t.join(timeout=0.05)
+                pass
+
+        join_fully(t, finished, drain)
 
 
 class BackgroundWriter:
@@ -68,29 +135,44 @@ class BackgroundWriter:
         self._write = write
         self._q: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
+        self._finished = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backdrop-writer", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            args = self._q.get()
-            if args is _END:
-                return
-            if self._error is None:
-                try:
-                    self._write(*args)
-                except BaseException as exc:
-                    self._error = exc
+        try:
+            while True:
+                args = self._q.get()
+                if args is _END:
+                    return
+                if self._error is None:
+                    try:
+                        self._write(*args)
+                    except BaseException as exc:
+                        self._error = exc
+        finally:
+            self._finished.set()
 
     def write(self, *args: Any) -> None:
         if self._error is not None:
             raise self._error
-        self._q.put(args)
+        _put(self._q, args)
 
     def close(self) -> None:
-        """Wait for every queued write; re-raise the first error."""
-        self._q.put(_END)
-        self._thread.join()
+        """Wait for every queued write; re-raise the first error. A signal during the wait
+        does not cut it short (the encoder must be idle before anyone closes the file)."""
+        sent = False
+
+        def send_end() -> None:
+            nonlocal sent
+            if not sent:
+                try:
+                    self._q.put(_END, timeout=0.05)
+                    sent = True
+                except queue.Full:
+                    pass
+
+        join_fully(self._thread, self._finished, send_end)
         if self._error is not None:
             raise self._error
 

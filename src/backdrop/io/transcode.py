@@ -75,7 +75,7 @@ class TranscodeStats:
 def transcode(frames: Iterable[T], dst: str | Path, settings: EncodeSettings, stream: Stream, *,
               overlap: bool = False, depth: int = 4, on_frame: Callable[[int], None] | None = None,
               timer: Callable[[str], AbstractContextManager[Any]] | None = None,
-              empty: BaseException | None = None) -> TranscodeStats:
+              empty: BaseException | None = None, check: Callable[[int], None] | None = None) -> TranscodeStats:
     """Encode ``stream(frames)`` into ``dst`` atomically; return what was written.
 
     ``frames`` is any iterable of decoded items (a :class:`VideoReader` usually; the caller
@@ -84,6 +84,8 @@ def transcode(frames: Iterable[T], dst: str | Path, settings: EncodeSettings, st
     ``on_frame(n)`` runs after the n-th image was handed to the encoder (progress bars, test
     hooks); ``timer("encode")``, when given, wraps each encode (a :class:`StageTimer`).
     ``empty`` is raised when ``stream`` yields nothing (default: an :class:`InputError`).
+    ``check(frames)`` runs once every frame was encoded, before the output is finished: an
+    exception from it (``--strict`` on a truncated input) leaves no output.
     Output is complete at ``dst`` or absent; the first error is the one raised.
     """
     dst = Path(dst)
@@ -117,6 +119,8 @@ def transcode(frames: Iterable[T], dst: str | Path, settings: EncodeSettings, st
                 if behind is not None:
                     behind.close()
                     behind = None
+                if check is not None:
+                    check(count)
                 writer.close()
             except BaseException:
                 if behind is not None:

@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from ..errors import InputError
@@ -44,6 +45,23 @@ def rotate_upright(img: np.ndarray, rotation: float) -> np.ndarray:
     """Rotate by the display matrix angle (degrees counter-clockwise, as PyAV reports it)."""
     k = int(round(rotation / 90.0)) % 4
     return np.ascontiguousarray(np.rot90(img, k)) if k else img
+
+
+def fit_into(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale ``img`` to fit ``size`` (w, h) keeping its aspect, centred on black (letterbox).
+
+    For a stream whose picture size changes part-way: every output frame has the first
+    frame's size, and nothing is stretched.
+    """
+    w, h = size
+    ih, iw = img.shape[:2]
+    s = min(w / iw, h / ih)
+    nw, nh = max(1, min(w, round(iw * s))), max(1, min(h, round(ih * s)))
+    small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((h, w, 3), dtype=np.uint8)
+    y, x = (h - nh) // 2, (w - nw) // 2
+    out[y:y + nh, x:x + nw] = small
+    return out
 
 
 class VideoReader:
@@ -82,8 +100,19 @@ class VideoReader:
         # read now: stream attributes are not safe to touch once the container is closed
         self.declared_frames = int(self.stream.frames or 0)
         self.frame_count = self.declared_frames
-        if not self.frame_count and self.stream.duration:
-            self.frame_count = int(round(float(self.stream.duration * self.time_base) * float(self.rate)))
+        #: frames the header's duration implies when it declares no count (MKV, WebM)
+        self.expected_frames = 0
+        if not self.frame_count:
+            seconds = 0.0
+            if self.stream.duration:
+                seconds = float(self.stream.duration * self.time_base)
+            elif self.container.duration:
+                seconds = float(self.container.duration) / av.time_base
+            if 0 < seconds < 10 ** 7:
+                self.expected_frames = int(round(seconds * float(self.rate)))
+                self.frame_count = self.expected_frames
+        self.resized_frames = 0  # frames letterboxed to the first frame's size
+        self.first_size: tuple[int, int] | None = None
         self.has_audio = any(a.codec_context is not None for a in self.container.streams.audio)
         self.rotation = 0.0
         self.bad_packets = 0
@@ -111,7 +140,7 @@ class VideoReader:
         A few frames short is normal (an MP4 edit list trims samples the header still counts),
         so the shortfall must exceed 2 frames and 2% before it counts.
         """
-        declared = self.declared_frames
+        declared = self.declared_frames or self.expected_frames
         short = declared - self.frames_decoded
         return self.bad_packets > 0 or (declared > 0 and short > max(2, declared // 50))
 
@@ -138,6 +167,7 @@ class VideoReader:
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         last_pts = None
+        first_size = None
         try:
             for vf in self._decoded():
                 if vf.width * vf.height == 0:
@@ -151,6 +181,11 @@ class VideoReader:
                 self.rotation = rot
                 img = vf.to_ndarray(format="rgb24")
                 img = rotate_upright(img, rot)
+                if first_size is None:
+                    first_size = self.first_size = img.shape[1], img.shape[0]
+                elif (img.shape[1], img.shape[0]) != first_size:
+                    img = fit_into(img, first_size)
+                    self.resized_frames += 1
                 pts = vf.pts
                 if pts is None or (last_pts is not None and pts <= last_pts):
                     step = max(1, round(1 / (float(self.rate) * float(self.time_base)))) if self.rate else 1

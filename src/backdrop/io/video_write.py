@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import OutputError
 from .audio import _AudioCopier
 from .ffmpeg import _is_disk_full, _short
-from .formats import VIDEO_SUFFIXES, choose_video_codec, validate_encoder_options
+from .formats import check_video_output_suffix, choose_video_codec, validate_encoder_options
 
 
 class VideoWriter:
@@ -32,9 +32,8 @@ class VideoWriter:
                  audio_from: Path | None = None, suffix: str | None = None, threads: int | None = None):
         self.path = Path(path)
         suffix = (suffix or self.path.suffix).lower()
-        if suffix not in VIDEO_SUFFIXES:
-            raise OutputError(f"unsupported video output {suffix or self.path.name}: use .mp4, .mov, .mkv or .webm")
-        fmt = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}[suffix]
+        check_video_output_suffix(suffix, self.path.name)
+        fmt = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}[suffix]
         validate_encoder_options(crf, preset)
         codec, pix_fmt, options = choose_video_codec(suffix, kind, width, height)
         if codec == "libx264":

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, raise_if_stopped
 from .base import Segmenter
 from .spec import ModelSpec
 
@@ -87,7 +87,10 @@ def _write_all(fd: int, data: bytes) -> None:
 def _interpreter_class():
     try:
         from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover - dependency is declared
+    except ImportError as exc:  # pragma: no cover - dependency is declared
+        # a Ctrl-C / SIGTERM during the import of the native module surfaces as an ImportError:
+        # that is a stop, not a missing package
+        raise_if_stopped(exc)
         raise ModelError("ai-edge-litert is not installed: pip install ai-edge-litert") from None
     return Interpreter
 
@@ -103,6 +106,7 @@ class LiteRTSegmenter(Segmenter):
                 self._it = Interpreter(model_path=str(path), num_threads=int(threads))
                 self._it.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
+            raise_if_stopped(exc)
             raise ModelError(f"cannot load {path}: {str(exc).splitlines()[0]}") from None
         inp = self._it.get_input_details()[0]
         out = self._it.get_output_details()[0]
