@@ -30,7 +30,7 @@ from ..stages.base import HOOKS, StageContext, implements
 from ..stages.refine import bilinear_upsample
 from ..timing import StageTimer
 from .network import Network
-from .options import PipelineOptions, check_overrides
+from .options import OPTIONS, PipelineOptions, check_overrides
 from .state import FrameState
 
 T = TypeVar("T")
@@ -64,16 +64,16 @@ class Pipeline:
         if model is not None:
             overrides["model"] = str(model)
         check_overrides(overrides)
-        if options is None:  # keywords: start from what the model prefers (PipelineOptions.for_model)
-            preferred = getattr(getattr(segmenter, "spec", None), "stage_defaults", None)
-            options = (PipelineOptions(**preferred) if preferred is not None and segmenter is not None
-                       else PipelineOptions.for_model(overrides.get("model", PipelineOptions().model)))
-        self.options = replace(options, **overrides).validate()
+        first = replace(options or PipelineOptions(), **overrides).validate()  # errors before any model load
+        if segmenter is None:
+            segmenter = load_model(first.model, threads=first.threads, quiet=first.quiet)
+        if options is None:  # keywords: start from what the loaded model prefers (its spec's stage defaults)
+            preferred = {k: v for k, v in getattr(segmenter.spec, "stage_defaults", {}).items() if k in OPTIONS}
+            first = replace(PipelineOptions(**preferred), **overrides).validate()
+        self.options = first
         self.live = live
         self.timer = StageTimer()
-        self.network = Network(segmenter or load_model(self.options.model, threads=self.options.threads,
-                                                       quiet=self.options.quiet), self.timer,
-                               matting_size=self.options.matting_size)
+        self.network = Network(segmenter, self.timer, matting_size=self.options.matting_size)
         self.background: Background = parse_background(background)
         self.index = -1
         self._make_stages()
