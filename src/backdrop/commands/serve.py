@@ -30,6 +30,10 @@ def register(sub) -> None:
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also accept requests whose Host header is NAME (repeatable; by default only the "
                         "address the server listens on, and localhost on loopback: no DNS rebinding)")
+    p.add_argument("--process-on", choices=("device", "server"), default="device",
+                   help="where the page processes by default: device (in the browser: WASM + WebGL, "
+                        "nothing sent to this machine but signalling) or server (the camera is sent here "
+                        "over WebRTC); the page has a switch (default device)")
     p.add_argument("--cert", default=None, metavar="PEM", help="TLS certificate (browsers need https:// off localhost)")
     p.add_argument("--key", default=None, metavar="PEM", help="TLS private key")
     # --key is the TLS key here; a page sets the chroma key live ({"key": "green"})
@@ -55,12 +59,15 @@ def run(args) -> int:
                           max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), background=args.background,
                           model=options.model, threads=options.threads, options=options,
                           idle_timeout=args.idle_timeout, allow_hosts=tuple(args.allow_host),
+                          process_on=args.process_on,
                           certfile=args.cert, keyfile=args.key).validate()
     from ..models import load_model
 
     parse_background(args.background).close()  # a bad --background fails now, not per peer
     load_model(options.model, threads=options.threads, quiet=args.quiet)  # fetch/verify it now, not per peer
     say = (lambda msg: None) if args.quiet else (lambda msg: print(f"backdrop: {msg}", file=sys.stderr, flush=True))
+    if args.process_on == "device":
+        fetch_browser_runtime(say, quiet=args.quiet)
     if not config.loopback:
         try:
             public = not ipaddress.ip_address(args.host).is_private
@@ -82,3 +89,19 @@ def run(args) -> int:
         signum = 15
     say("stopped" + (" (SIGTERM)" if signum == 15 else ""))
     return 128 + signum if signum else 0
+
+
+def fetch_browser_runtime(say, *, quiet: bool) -> bool:
+    """The on-device page's npm packages, fetched once (integrity-checked) or taken from the cache.
+    Offline on a first run: the page falls back to server processing, and says why."""
+    from ..errors import BackdropError
+    from ..web.npm import fetch_all
+    from ..web.packages import WEB_PACKAGES
+
+    try:
+        fetch_all(WEB_PACKAGES, quiet=quiet)
+        return True
+    except BackdropError as exc:
+        say(f"on-device processing is unavailable ({exc}); pages will process on this server. "
+            "Fetch later with: backdrop models --fetch web")
+        return False

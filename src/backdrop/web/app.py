@@ -21,6 +21,7 @@ from ..errors import BackdropError, OptionError, install_hint
 from .config import CONTENT_TYPES, MAX_OFFER_BYTES, STATIC_DIR, UPLOAD_TYPES, ServeError, ServerConfig
 from .guard import RateLimiter, make_guard_middleware, make_upload_root
 from .ice import loopback_ice
+from .local import LocalRoutes
 from .memory import process_memory, release_free_memory
 from .peers import Peer, PublisherPeer, ViewerPeer
 from .protocol import ClientError, check_offer_body, check_sdp, json_response, one_line
@@ -55,6 +56,8 @@ class BackdropServer:
         self._static = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file() and p.suffix in CONTENT_TYPES} \
             if STATIC_DIR.is_dir() else {}
         self._ice = None
+        self.frames_processed = 0  # by server-side pipelines, all peers: on-device streams add none
+        self.local = LocalRoutes(self, *local_files())
         self.app = self._make_app()
 
     # -- app
@@ -66,13 +69,16 @@ class BackdropServer:
             try:
                 resp = await handler(request)
             except web.HTTPException as exc:
-                if exc.status >= 400 and request.path in ("/offer", "/view"):
+                if exc.status >= 400 and (request.path in ("/offer", "/view") or request.path.startswith("/local")):
                     return json_response({"error": exc.reason}, exc.status)
                 raise
             resp.headers.setdefault("X-Content-Type-Options", "nosniff")
             resp.headers.setdefault("Referrer-Policy", "no-referrer")
+            # 'wasm-unsafe-eval': the on-device runtime compiles its WebAssembly (nothing else is eval'd)
             resp.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:")
+                                    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+                                    "worker-src 'self' blob:; img-src 'self' blob: data:; "
+                                    "media-src 'self' blob: mediastream:")
             return resp
 
         def refuse(why: str) -> None:
@@ -90,6 +96,7 @@ class BackdropServer:
         app.router.add_get("/stats", self.get_stats)
         app.router.add_post("/offer", self.post_offer)
         app.router.add_post("/view", self.post_view)
+        self.local.add(app.router)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         return app
@@ -140,7 +147,8 @@ class BackdropServer:
 
         return json_response({"models": list(KNOWN_MODELS), "model": self.model, "background": self.config.background,
                       "max_upload_bytes": self.config.max_upload_bytes, "upload_types": sorted(UPLOAD_TYPES),
-                      "max_peers": self.config.max_peers})
+                      "max_peers": self.config.max_peers, "process_on": self.config.process_on,
+                      "local": self.local.describe()})
 
     def by_token(self, token: Any) -> PublisherPeer | None:
         """The publisher whose viewer token this is (constant-time compare), or None."""
@@ -155,11 +163,14 @@ class BackdropServer:
         # only the stream whose token is presented: ids of other peers are nobody's business
         source = self.by_token(request.query.get("token") or request.headers.get("X-Backdrop-Token"))
         live = [source] if source is not None and source.processed is not None and not source.closed else []
-        return json_response({"publishers": [p.describe() for p in live]})
+        token = request.query.get("token") or request.headers.get("X-Backdrop-Token")
+        local = self.local.by_token(token) if isinstance(token, str) and token else None
+        return json_response({"publishers": [p.describe() for p in live + ([local] if local else [])]})
 
     def stats(self) -> dict[str, Any]:
         return {"publishers": len(self.publishers), "viewers": len(self.viewers), "refused": self.refused,
                 "guarded": dict(self.guarded), "tasks": len(asyncio.all_tasks()),
+                "frames_processed": self.frames_processed, **self.local.stats(),
                 "uptime_s": round(time.monotonic() - self.started, 1), **process_memory()}
 
     async def get_stats(self, request):
@@ -270,6 +281,9 @@ class BackdropServer:
                 raise ClientError('watching needs the stream\'s "token" (open the viewer link of the publishing page)',
                                   403)
             self._charge(request)
+            local = self.local.by_token(token)
+            if local is not None:  # an on-device stream: the browsers connect to each other
+                return json_response(await self.local.relay_view(local, sdp))
             source = self.by_token(token)
             if source is None or source.processed is None or source.closed or (wanted and wanted != source.id):
                 self._refuse("token")
@@ -310,3 +324,15 @@ class BackdropServer:
             raise ClientError(f"offer too large (limit {MAX_OFFER_BYTES} bytes)", 413) from None
         except asyncio.TimeoutError:
             raise ClientError(f"the offer did not arrive within {self.config.body_timeout:g} s", 408) from None
+
+
+def local_files():
+    """The fetched browser packages and the browser-runnable cached models (nothing fetched here:
+    ``backdrop serve`` fetches before it starts, so a server never waits on the network)."""
+    from ..models.registry import KNOWN_MODELS, cached_path, is_cached
+    from .npm import is_fetched
+    from .packages import BROWSER_MODELS, WEB_PACKAGES
+
+    packages = [p for p in WEB_PACKAGES if is_fetched(p)]
+    models = {n: cached_path(n) for n in BROWSER_MODELS if n in KNOWN_MODELS and is_cached(n)}
+    return packages, models

@@ -60,6 +60,7 @@ class ServerConfig:
     header_timeout: float = 5.0       # request headers (and keep-alive idle) must come within this
     body_timeout: float = 10.0        # an offer's body must arrive within this
     upload_max_side: int = 1920       # uploaded pictures/videos larger than this are scaled down
+    process_on: str = "device"        # the page's default: "device" (in the browser) or "server"
 
     def validate(self) -> "ServerConfig":
         if not 1 <= self.max_peers <= 256:
@@ -76,6 +77,9 @@ class ServerConfig:
             raise OptionError("offer_rate must be > 0 and offer_burst >= 1")
         if not 8 <= self.max_connections <= 100000:
             raise OptionError("max_connections must be between 8 and 100000")
+        if self.process_on not in ("device", "server"):
+            raise OptionError(f"{{option}} must be device or server, got {str(self.process_on)[:20]!r}",
+                              option="process_on")
         self.allow_hosts = tuple(self.allow_hosts or ())
         if self.background.strip().lower() == "transparent":
             raise OptionError("a live stream has no alpha channel: use a colour, blur or an image")

@@ -182,6 +182,7 @@ def _processed_track_class():
             except RuntimeError:  # executor shut down: the peer is closing
                 raise MediaStreamError from None
             peer.stats.processed += 1
+            peer.server.frames_processed += 1
             peer.stats.out_times.append(time.monotonic())
             peer.stats.latency_ms.append((time.perf_counter() - arrived) * 1000.0)
             return out

@@ -5,10 +5,16 @@
 const $ = (id) => document.getElementById(id);
 const CHUNK = 16 * 1024;            // data-channel messages stay well under SCTP's 64 KiB limit
 const state = {
-  pc: null, channel: null, peer: null, settings: null, stats: null, models: [],
+  pc: null, channel: null, peer: null, settings: null, serverStats: null, models: [], where: "server",
   maxUpload: 8 * 1024 * 1024, errors: [], messages: 0, connected: false,
 };
 window.backdrop = state;
+// the same readout as on-device mode: where, fps and frame times (here: the server's own numbers)
+state.stats = () => {
+  const s = state.serverStats || {};
+  return { where: "server", fps: s.fps ?? 0, frame_ms_p50: s.latency_ms_p50 ?? null,
+    frame_ms_p95: s.latency_ms_p95 ?? null, frames: s.processed ?? 0, runtime: "server", model: state.settings && state.settings.model };
+};
 
 function setStatus(text) { $("status").textContent = text; }
 function showError(text) {
@@ -70,7 +76,7 @@ function onMessage(event) {
     case "state": clearError(); reflect(msg.settings); break;
     case "uploaded": clearError(); setStatus(`using ${msg.name}`); break;
     case "stats": {
-      state.stats = msg;
+      state.serverStats = msg;
       const ms = msg.process_ms == null ? "–" : `${msg.process_ms} ms`;
       const lat = msg.latency_ms_p50 == null ? "–" : `${msg.latency_ms_p50} ms`;
       $("stats").textContent = `(${msg.fps} fps, ${ms} per frame, ${lat} in server, ${msg.dropped} dropped)`;
