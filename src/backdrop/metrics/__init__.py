@@ -10,6 +10,7 @@ property of the data set, not of the metric.
 - :mod:`.matting`: MAD, MSE, Grad, Conn (as Robust Video Matting evaluates), SAD in the unknown band.
 - :mod:`.temporal`: dtSSD against per-frame truth, flicker without truth.
 - :mod:`.composite`: colour error of a composite against the true one, whole frame and edge band.
+- :mod:`.texture`: a face's skin texture and edges before and after a touch-up.
 """
 
 from .composite import EDGE_BAND_DILATE, EDGE_BAND_HIGH, EDGE_BAND_LOW, composite_error, edge_band, true_composite

@@ -9,7 +9,7 @@ bench order, batch hash) is derived from it. Adding a stage is one file ending i
 from __future__ import annotations
 
 from . import (cleanup, colour_match, decontaminate, delay, despill, key, light_wrap, plate, refine, roi,
-               steady, still, temporal)
+               steady, still, temporal, touch_up)
 from .base import Opt, Stage, StageContext, StageSpec
 
 STAGES: list[StageSpec] = [
@@ -24,6 +24,7 @@ STAGES: list[StageSpec] = [
     steady.STAGE,         # steady the refined matte where nothing moved
     decontaminate.STAGE,  # the person's own edge colours
     despill.STAGE,        # no cast of a coloured old background on the edge
+    touch_up.STAGE,       # skin smoothing of the person (after the colours are the person's own)
     colour_match.STAGE,   # brightness toward the new background
     light_wrap.STAGE,     # the new background's light on the rim
 ]
