@@ -127,9 +127,9 @@ def test_browser_background_replaced_and_controlled(browser_bits, fake_camera, t
             page = ctx.new_page()
             logs = []
             page.on("console", lambda m: logs.append(m.text))
-            page.goto(srv.url + "?w=512&h=480")
-            page.wait_for_function("window.backdrop.connected && window.backdrop.stats "
-                                   "&& window.backdrop.stats.processed > 5", timeout=45000)
+            page.goto(srv.url + "?on=server&w=512&h=480")
+            page.wait_for_function("window.backdrop && window.backdrop.connected && window.backdrop.serverStats "
+                                   "&& window.backdrop.serverStats.processed > 5", timeout=45000)
 
             # 1. the colour picker (UI -> data channel): the room turns magenta, the person does not
             magenta = (255, 0, 255)

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from ..errors import BackdropError, OptionError, install_hint
-from .config import CONTENT_TYPES, MAX_OFFER_BYTES, STATIC_DIR, UPLOAD_TYPES, ServeError, ServerConfig
+from .config import CONTENT_TYPES, MAX_OFFER_BYTES, content_policy, STATIC_DIR, UPLOAD_TYPES, ServeError, ServerConfig
 from .guard import RateLimiter, make_guard_middleware, make_upload_root
 from .ice import loopback_ice
 from .local import LocalRoutes
@@ -74,11 +74,7 @@ class BackdropServer:
                 raise
             resp.headers.setdefault("X-Content-Type-Options", "nosniff")
             resp.headers.setdefault("Referrer-Policy", "no-referrer")
-            # 'wasm-unsafe-eval': the on-device runtime compiles its WebAssembly (nothing else is eval'd)
-            resp.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
-                                    "worker-src 'self' blob:; img-src 'self' blob: data:; "
-                                    "media-src 'self' blob: mediastream:")
+            resp.headers.setdefault("Content-Security-Policy", content_policy())
             return resp
 
         def refuse(why: str) -> None:
@@ -128,9 +124,13 @@ class BackdropServer:
         path = self._static.get(name)
         if path is None:
             raise web.HTTPNotFound()
-        return web.Response(body=path.read_bytes(), content_type=CONTENT_TYPES[path.suffix].split(";")[0],
+        body = path.read_bytes()
+        headers = {"Cache-Control": "no-cache"}
+        if path.suffix == ".html":
+            headers["Content-Security-Policy"] = content_policy(body)
+        return web.Response(body=body, content_type=CONTENT_TYPES[path.suffix].split(";")[0],
                             charset="utf-8" if "charset" in CONTENT_TYPES[path.suffix] else None,
-                            headers={"Cache-Control": "no-cache"})
+                            headers=headers)
 
     async def no_content(self, request):
         from aiohttp import web

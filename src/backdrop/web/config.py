@@ -23,6 +23,24 @@ UPLOAD_STALL_SECONDS = 30.0
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "application/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
                  ".ico": "image/x-icon"}
+
+
+def content_policy(html: bytes | None = None) -> str:
+    """The Content-Security-Policy: our own origin only. 'wasm-unsafe-eval' lets the on-device
+    runtime compile its WebAssembly (nothing is eval'd); an inline import map in ``html`` is
+    allowed by its sha256, never by 'unsafe-inline'."""
+    import base64
+    import hashlib
+    import re
+
+    hashes = ""
+    for body in re.findall(rb'<script type="importmap">(.*?)</script>', html or b"", re.S):
+        hashes += f" 'sha256-{base64.b64encode(hashlib.sha256(body).digest()).decode()}'"
+    return ("default-src 'self'; connect-src 'self'; "
+            f"script-src 'self' 'wasm-unsafe-eval'{hashes}; worker-src 'self' blob:; "
+            "img-src 'self' blob: data:; media-src 'self' blob: mediastream:")
+
+
 UPLOAD_TYPES = {  # declared MIME type -> kind; the content is sniffed and decoded regardless
     "image/jpeg": "image", "image/png": "image", "image/webp": "image",
     "video/mp4": "video", "video/webm": "video",

@@ -11,12 +11,13 @@ socket bounds, one-line logs for malformed HTTP, and stale upload dirs.
 - **Rate**: offers are charged to a token bucket per client address (429 when empty).
 - **Sockets**: a header timeout (aiohttp's keep-alive timer closes a connection whose request
   headers are not complete in time) and a cap on open connections; over the cap, the oldest
-  connections that have no request in progress are closed first, so slow sockets cannot lock a
-  real client out.
+  connections that have no request in progress are closed first, then those whose request body
+  is still trickling in, so slow sockets cannot lock a real client out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
@@ -91,7 +92,16 @@ def make_guard_middleware(config, refuse):
         if origin is not None and origin.rstrip("/").lower() != f"{request.scheme}://{request.host}".lower():
             refuse("origin")
             return json_response({"error": "cross-origin requests are not allowed"}, 403)
-        return await handler(request)
+        try:
+            return await handler(request)
+        except (ConnectionError, RuntimeError):
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                # the client hung up, or was evicted over the connection cap, while its body was
+                # awaited ("Connection closed."): nobody to answer, and no malformed request to log
+                log.debug("%s %s: the connection closed mid-request", request.method, request.path)
+                return json_response({"error": "the connection closed"}, 400)
+            raise
 
     return guard
 
@@ -116,26 +126,54 @@ class RateLimiter:
         return ok
 
 
+def _body_pending(request) -> bool:
+    """A request whose headers came but whose body is still arriving (a slow body, or a stall)."""
+    with contextlib.suppress(Exception):
+        return not request.content.is_eof()
+    return False
+
+
 def limit_connections(server, cap: int) -> None:
-    """Cap the open connections of an aiohttp ``web.Server``; evict idle/slow ones first."""
+    """Cap the open connections of an aiohttp ``web.Server``; evict idle/slow ones first.
+
+    Over the cap, the oldest connections without a request are closed first, then the oldest
+    whose request body is still arriving (an offer body sent a byte at a time is no real client:
+    an offer is a few KB). A request whose body is complete is being served: it is kept, and when
+    every connection is such a one, the newcomer is refused instead. Connections already being
+    closed count for nothing.
+    """
     original = server.connection_made
 
     def connection_made(handler, transport):
         original(handler, transport)
-        conns = server._connections
-        excess = len(conns) - cap
+        idle, receiving, live = [], [], 0
+        for h in server._connections:
+            if h is handler or getattr(h, "_force_close", False) or getattr(h, "transport", None) is None:
+                continue  # the newcomer, or closed already (it leaves at the next loop turn)
+            live += 1
+            request = getattr(h, "_current_request", None)
+            if request is None:
+                idle.append(h)
+            elif _body_pending(request):
+                receiving.append(h)
+        excess = live + 1 - cap
         if excess <= 0:
             return
-        # oldest first; a connection with a request in progress is a real client: keep it
-        victims = [h for h in conns if h is not handler and getattr(h, "_current_request", None) is None]
-        for h in victims[:excess]:
+        victims = (idle + receiving)[:excess]  # oldest first within each kind
+        for h in victims:
             with contextlib.suppress(Exception):
                 h.force_close()
         if len(victims) < excess:  # everything busy: refuse the newcomer instead
-            with contextlib.suppress(Exception):
-                handler.force_close()
+            # after aiohttp has started its handler task: closed here, at once, that task would
+            # start on a torn-down handler and die with an AssertionError traceback
+            asyncio.get_running_loop().call_soon(_close_quietly, handler)
 
     server.connection_made = connection_made
+
+
+def _close_quietly(handler) -> None:
+    with contextlib.suppress(Exception):
+        handler.force_close()
 
 
 class OneLineLogger(logging.LoggerAdapter):

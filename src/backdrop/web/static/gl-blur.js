@@ -4,7 +4,7 @@
 // (rgb * keep, keep) image is Gaussian-blurred along x then y, and mipmapped so that the compose
 // pass can fill the middle of a large person from a coarser level.
 "use strict";
-import { program, draw } from "./gl.js";
+import { variant, draw } from "./gl.js";
 import { ALPHA_GLSL } from "./gl-background.js";
 
 const KEEP = ALPHA_GLSL + `
@@ -17,24 +17,26 @@ void main() {
   outColor = vec4(texture(frame, uv).rgb * keep, keep);
 }`;
 
+// separable Gaussian, two taps per fetch: linear filtering between texels k and k+1 at the
+// offset k + w(k+1) / (w(k) + w(k+1)) returns their weighted sum (half the fetches)
 export const GAUSS = `
 uniform sampler2D src;
 uniform vec2 step;           // one pixel along the axis
-uniform float sigma;         // in pixels
+uniform float sigma;         // in pixels; R = ceil(3 sigma), a define
+float g(float k) { return exp(-0.5 * k * k / (sigma * sigma)); }
 void main() {
-  vec4 acc = vec4(0.0); float wsum = 0.0;
-  int r = int(ceil(3.0 * sigma));
-  for (int k = -24; k <= 24; k++) {
-    if (k < -r || k > r) continue;
-    float w = exp(-0.5 * float(k * k) / (sigma * sigma));
-    acc += w * texture(src, uv + float(k) * step); wsum += w;
+  vec4 acc = texture(src, uv); float wsum = 1.0;
+  for (int k = 1; k <= R; k += 2) {
+    float w0 = g(float(k)); float w1 = g(float(k + 1)); float w = w0 + w1;
+    float o = float(k) + w1 / w;
+    acc += w * (texture(src, uv + o * step) + texture(src, uv - o * step)); wsum += 2.0 * w;
   }
   outColor = acc / wsum;
 }`;
 
+export { variant };
 export function makeBlur(gl, targets) {
-  const keep = program(gl, KEEP);
-  const gauss = program(gl, GAUSS);
+  const gauss = (sigma) => variant(gl, GAUSS, { R: Math.max(1, Math.ceil(3 * sigma)) });
   // strength: the Gaussian's sigma at 640 px, as --background blur:S
   return (frameTex, coeffs, refine, w, h, strength) => {
     const sigmaFull = strength * Math.max(w, h) / 640;
@@ -44,13 +46,14 @@ export function makeBlur(gl, targets) {
     const a = targets.get("blur-keep", sw, sh, "rgba16f");
     const b = targets.get("blur-x", sw, sh, "rgba16f");
     const out = targets.get("blurred", sw, sh, "rgba16f");
-    draw(gl, keep, a, { frame: frameTex, coeffs, refine, texel: [1 / sw, 1 / sh] });
-    draw(gl, gauss, b, { src: a, step: [1 / sw, 0], sigma });
-    draw(gl, gauss, out, { src: b, step: [0, 1 / sh], sigma });
+    draw(gl, variant(gl, KEEP, { REFINE: refine }), a, { frame: frameTex, coeffs, texel: [1 / sw, 1 / sh] });
+    draw(gl, gauss(sigma), b, { src: a, step: [1 / sw, 0], sigma });
+    draw(gl, gauss(sigma), out, { src: b, step: [0, 1 / sh], sigma });
     gl.bindTexture(gl.TEXTURE_2D, out.tex);
     gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR_MIPMAP_LINEAR);
     gl.generateMipmap(gl.TEXTURE_2D);
     out.maxLod = Math.floor(Math.log2(Math.max(sw, sh)));
+    out.coarseLod = Math.max(0, out.maxLod - 3);  // ~8x8 texels: reaches across a large person
     return out;
   };
 }

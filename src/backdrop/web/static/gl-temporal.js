@@ -3,29 +3,44 @@
 // matte is trusted as is, and where the network is now sure nobody is there the past lets go.
 // Output: R = fused matte, G = this frame's grey level (the next frame's "previous grey").
 "use strict";
-import { program, draw } from "./gl.js";
+import { program, variant, draw } from "./gl.js";
+
+// the frame's grey level at working size (an area average of up to 4x4 bilinear taps)
+const GREY = `
+uniform sampler2D frame;
+uniform vec2 srcTexel;
+uniform vec2 footprint;      // NX x NY bilinear taps (defines) cover it: 4 texels per tap
+void main() {
+  vec3 acc = vec3(0.0);
+  for (int j = 0; j < NY; j++)
+    for (int i = 0; i < NX; i++) {
+      vec2 o = (vec2(float(i), float(j)) + 0.5) / vec2(NX, NY) - 0.5;
+      acc += texture(frame, uv + o * footprint * srcTexel).rgb;
+    }
+  outColor = vec4(dot(acc / float(NX * NY), vec3(0.299, 0.587, 0.114)) * 255.0, 0.0, 0.0, 1.0);
+}`;
 
 const FRAG = `
 uniform sampler2D mask;      // network output, any size (sampled bilinearly, as the Python canvas)
-uniform sampler2D frame;     // camera frame, full size
+uniform sampler2D grey;      // this frame's grey level at working size (R, 0..255)
 uniform sampler2D past;      // last output of this pass (R fused, G grey)
 uniform vec2 texel;          // 1 / working size
 uniform float strength;      // weight of the past where still (0.93 measured, docs/quality.md)
 uniform float reach;         // motion counts this many working pixels around where it is seen
 uniform bool first;
-float grey(vec2 p) { return dot(texture(frame, p).rgb, vec3(0.299, 0.587, 0.114)) * 255.0; }
 void main() {
   float m = texture(mask, uv).r;
-  float g = grey(uv);
+  float g = texture(grey, uv).r;
   if (first) { outColor = vec4(m, g, 0.0, 1.0); return; }
   vec4 prev = texture(past, uv);
-  // |grey - previous grey|, smoothed (5x5 Gaussian in Python) then dilated over the reach
+  // |grey - previous grey|, smoothed (5x5 Gaussian in Python) then dilated over the reach:
+  // the maximum over a 3x3 grid spanning the reach, each tap already smoothed by bilinear
+  // sampling between texels (9 taps instead of 25: SwiftShader's cost is per texture fetch)
   float diff = 0.0;
-  for (int j = -2; j <= 2; j++) {
-    for (int i = -2; i <= 2; i++) {
-      vec2 o = vec2(float(i), float(j)) * texel * reach * 0.5;
-      vec2 q = uv + o;
-      float d = abs(grey(q) - texture(past, q).g);
+  for (int j = -1; j <= 1; j++) {
+    for (int i = -1; i <= 1; i++) {
+      vec2 q = uv + (vec2(float(i), float(j)) * reach + 0.5) * texel;
+      float d = abs(texture(grey, q).r - texture(past, q).g);
       diff = max(diff, d * 0.7);  // 0.7: the blur's peak response to a one-pixel change
     }
   }
@@ -37,11 +52,15 @@ void main() {
   outColor = vec4(m + wPast * (prev.r - m), g, wPast, 1.0);
 }`;
 
-export function makeTemporal(gl) {
+export function makeTemporal(gl, targets) {
   const prog = program(gl, FRAG);
-  return (maskTex, frameTex, past, out, { strength, first }) => {
+  return (maskTex, frameTex, w, h, past, out, { strength, first }) => {
+    const grey = targets.get("grey", out.width, out.height, "rgba16f");
+    const taps = (n) => Math.max(1, Math.min(4, Math.ceil(n / 2)));
+    const greyProg = variant(gl, GREY, { NX: taps(w / out.width), NY: taps(h / out.height) });
+    draw(gl, greyProg, grey, { frame: frameTex, srcTexel: [1 / w, 1 / h], footprint: [w / out.width, h / out.height] });
     const reach = Math.max(1, Math.round(0.008 * Math.max(out.width, out.height)));
-    draw(gl, prog, out, { mask: maskTex, frame: frameTex, past: past || maskTex,
+    draw(gl, prog, out, { mask: maskTex, grey, past: past || maskTex,
       texel: [1 / out.width, 1 / out.height], strength, reach, first: first || !past || strength <= 0 });
   };
 }

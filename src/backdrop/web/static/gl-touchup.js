@@ -1,5 +1,5 @@
 // Touch-up (skin smoothing), the algorithm of stages/touch_up.py in shaders: at the processing
-// size P (short side at most 720), a mid-scale bilateral at half size (sigma_colour 40) adds its
+// size P (short side at most 1080), a mid-scale bilateral at min(half, 360 px) (sigma_colour 40) adds its
 // change to P, a fine bilateral (13-tap disc of radius 2, sigma_space 2.5, sigma_colour 30 on the
 // L1 colour distance) follows, and the change P2 - P is weighted by the Chai & Ngan skin range
 // (YCrCb, soft bounds) and a texture gate (7x7 gradient energy over brightness: hair stays).
@@ -81,19 +81,20 @@ export function makeTouchUp(gl, targets) {
   const box = program(gl, BOX7);
   const fine = program(gl, FINE);
   return (frameTex, w, h) => {
-    const s = Math.min(1, 720 / Math.min(w, h));
+    const s = Math.min(1, 1080 / Math.min(w, h));
     const pw = Math.max(1, Math.round(w * s)); const ph = Math.max(1, Math.round(h * s));
-    const mw = Math.max(1, Math.round(pw / 2)); const mh = Math.max(1, Math.round(ph / 2));
-    const m = targets.get("touch-mid", mw, mh, "rgba16f");
+    const m = Math.min(0.5, 360 / Math.min(pw, ph));
+    const mw = Math.max(1, Math.round(pw * m)); const mh = Math.max(1, Math.round(ph * m));
+    const mid_ = targets.get("touch-mid", mw, mh, "rgba16f");
     const g0 = targets.get("touch-gate-src", pw, ph, "rgba16f");
     const g1 = targets.get("touch-gate-x", pw, ph, "rgba16f");
     const g2 = targets.get("touch-gate", pw, ph, "rgba16f");
     const out = targets.get("touch-change", pw, ph, "rgba16f");
-    draw(gl, mid, m, { frame: frameTex, texel: [1 / mw, 1 / mh] });
+    draw(gl, mid, mid_, { frame: frameTex, texel: [1 / mw, 1 / mh] });
     draw(gl, gateSrc, g0, { frame: frameTex, texel: [1 / pw, 1 / ph] });
     draw(gl, box, g1, { src: g0, step: [1 / pw, 0] });
     draw(gl, box, g2, { src: g1, step: [0, 1 / ph] });
-    draw(gl, fine, out, { frame: frameTex, mid: m, gate: g2, texel: [1 / pw, 1 / ph] });
+    draw(gl, fine, out, { frame: frameTex, mid: mid_, gate: g2, texel: [1 / pw, 1 / ph] });
     return out;
   };
 }

@@ -2,8 +2,8 @@
 // outside the person, (B * (1 - a), 1 - a), blurred with sigma 1% of that size; the compose
 // pass screens glow = rgb / outside onto the person's rim with weight clamp(2 * outside * a).
 "use strict";
-import { program, draw } from "./gl.js";
-import { ALPHA_GLSL, BACKGROUND_GLSL, backgroundInputs } from "./gl-background.js";
+import { variant, draw } from "./gl.js";
+import { ALPHA_GLSL, BACKGROUND_GLSL, KINDS, backgroundInputs } from "./gl-background.js";
 import { GAUSS } from "./gl-blur.js";
 
 const OUTSIDE = ALPHA_GLSL + BACKGROUND_GLSL + `
@@ -13,8 +13,7 @@ void main() {
 }`;
 
 export function makeWrap(gl, targets) {
-  const outside = program(gl, OUTSIDE);
-  const gauss = program(gl, GAUSS);
+  const gauss = (sigma) => variant(gl, GAUSS, { R: Math.max(1, Math.ceil(3 * sigma)) });
   return (frameTex, coeffs, refine, bg, w, h) => {
     const s = Math.min(1, 320 / Math.max(w, h));
     const sw = Math.max(1, Math.round(w * s)); const sh = Math.max(1, Math.round(h * s));
@@ -22,9 +21,9 @@ export function makeWrap(gl, targets) {
     const a = targets.get("wrap-src", sw, sh, "rgba16f");
     const b = targets.get("wrap-x", sw, sh, "rgba16f");
     const out = targets.get("wrap", sw, sh, "rgba16f");
-    draw(gl, outside, a, { frame: frameTex, coeffs, refine, ...backgroundInputs(bg) });
-    draw(gl, gauss, b, { src: a, step: [1 / sw, 0], sigma });
-    draw(gl, gauss, out, { src: b, step: [0, 1 / sh], sigma });
+    draw(gl, variant(gl, OUTSIDE, { REFINE: refine, KIND: KINDS[bg.kind] ?? 0 }), a, { frame: frameTex, coeffs, ...backgroundInputs(bg) });
+    draw(gl, gauss(sigma), b, { src: a, step: [1 / sw, 0], sigma });
+    draw(gl, gauss(sigma), out, { src: b, step: [0, 1 / sh], sigma });
     return out;
   };
 }

@@ -39,10 +39,23 @@ function compile(gl, type, src) {
   return sh;
 }
 
-export function program(gl, fragment) {
+// Loop bounds and switches are compile-time #defines, never uniforms: software WebGL
+// (SwiftShader) runs every iteration a uniform bound allows, masked, so a loop "up to 24" costs
+// 24 texture fetches whatever the radius. Each set of defines is compiled once and kept.
+const CACHE = new WeakMap();
+export function variant(gl, fragment, defines = {}) {
+  if (!CACHE.has(gl)) CACHE.set(gl, new Map());
+  const cache = CACHE.get(gl);
+  const head = Object.entries(defines).map(([k, v]) => `#define ${k} ${typeof v === "boolean" ? Number(v) : v}\n`).join("");
+  const key = head + fragment;
+  if (!cache.has(key)) cache.set(key, program(gl, fragment, head));
+  return cache.get(key);
+}
+
+export function program(gl, fragment, head = "") {
   const p = gl.createProgram();
   gl.attachShader(p, compile(gl, gl.VERTEX_SHADER, VERTEX));
-  gl.attachShader(p, compile(gl, gl.FRAGMENT_SHADER, HEADER + fragment));
+  gl.attachShader(p, compile(gl, gl.FRAGMENT_SHADER, HEADER + head + fragment));
   gl.bindAttribLocation(p, 0, "pos");
   gl.linkProgram(p);
   if (!gl.getProgramParameter(p, gl.LINK_STATUS)) throw new Error(`link: ${gl.getProgramInfoLog(p)}`);

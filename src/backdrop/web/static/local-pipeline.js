@@ -10,9 +10,14 @@ import { makeBlur } from "./gl-blur.js";
 import { makeWrap } from "./gl-wrap.js";
 import { makeTouchUp } from "./gl-touchup.js";
 import { makeCompose } from "./gl-compose.js";
+import { makeInput } from "./gl-input.js";
 import { fitPicture } from "./gl-background.js";
 
-export const WORK_SIZE = 512;   // long side of the working matte, as --work-size
+// long side of the working matte. The Python default is 512; in the browser 256 (the network's
+// own resolution) with the guided filter's radius halved to 2 covers the same area for a quarter
+// of the texture fetches, which is what software WebGL pays for (docs/benchmarks.md)
+export const WORK_SIZE = 256;
+export const REFINE_RADIUS = 2;
 
 export class GpuPipeline {
   constructor(canvas) {
@@ -20,12 +25,13 @@ export class GpuPipeline {
     this.gl = createContext(canvas);
     const gl = this.gl;
     this.targets = new Targets(gl);
-    this.temporal = makeTemporal(gl);
+    this.temporal = makeTemporal(gl, this.targets);
     this.refine = makeRefine(gl, this.targets);
     this.blur = makeBlur(gl, this.targets);
     this.wrap = makeWrap(gl, this.targets);
     this.touchUp = makeTouchUp(gl, this.targets);
     this.compose = makeCompose(gl);
+    this.input = makeInput(gl, this.targets);
     this.frameTex = null; this.maskTex = null; this.pictureTex = null; this.picture = null;
     this.flip = 0; this.first = true;
     this.ms = {};
@@ -33,35 +39,57 @@ export class GpuPipeline {
 
   reset() { this.first = true; }
 
+  // wait for the GPU: a one-pixel read-back (Chrome's finish() does not wait for SwiftShader)
+  sync() {
+    const px = new Uint8Array(4);
+    this.gl.bindFramebuffer(this.gl.FRAMEBUFFER, null);
+    this.gl.readPixels(0, 0, 1, 1, this.gl.RGBA, this.gl.UNSIGNED_BYTE, px);
+  }
+
   setPicture(source, width, height) {
     // an uploaded image, a video frame or a rendered slide; stays on the GPU until replaced
     this.pictureTex = upload(this.gl, this.pictureTex, source, width, height);
     this.picture = { width, height };
   }
 
-  // frame: <video> (or any texImage2D source) of size w x h; mask: Float32Array maskW x maskH
-  run(frame, w, h, mask, maskW, maskH, s) {
+  // the camera frame (a <video> or any texImage2D source, w x h) into its texture, and the
+  // network's input (RGBA bytes, iw x ih, top row first) made from it
+  takeFrame(frame, w, h, iw, ih) {
+    const t0 = performance.now();
+    this.frameTex = upload(this.gl, this.frameTex, frame, w, h);
+    const pixels = this.input(this.frameTex, w, h, iw, ih);
+    this.ms.input = performance.now() - t0;
+    return pixels;
+  }
+
+  // after takeFrame: mask is the network's Float32Array (maskW x maskH), s the settings
+  run(w, h, mask, maskW, maskH, s) {
     const gl = this.gl;
     const t = performance.now();
-    const lap = (name, t0) => { this.ms[name] = performance.now() - t0; return performance.now(); };
+    // with ?profile the GPU finishes each pass before the clock is read: true per-pass costs, at
+    // the price of the overlap of CPU and GPU work (so only for measuring)
+    const lap = (name, t0) => {
+      if (this.profile) this.sync();
+      this.ms[name] = performance.now() - t0;
+      return performance.now();
+    };
     this.maskTex = upload(gl, this.maskTex, mask, maskW, maskH, "r16f");
-    this.frameTex = upload(gl, this.frameTex, frame, w, h);
     let t0 = lap("upload", t);
     const scale = WORK_SIZE / Math.max(w, h);
     const ww = Math.max(8, Math.round(w * scale)); const wh = Math.max(8, Math.round(h * scale));
     const names = ["temporal-a", "temporal-b"];
     const out = this.targets.get(names[this.flip], ww, wh, "rgba16f");
     const past = this.first ? null : this.targets.get(names[1 - this.flip], ww, wh, "rgba16f");
-    this.temporal(this.maskTex, this.frameTex, past, out, { strength: s.temporal, first: this.first });
+    this.temporal(this.maskTex, this.frameTex, w, h, past, out, { strength: s.temporal, first: this.first });
     this.flip = 1 - this.flip; this.first = false;
     t0 = lap("temporal", t0);
-    const coeffs = s.refine ? this.refine(out) : out;
+    const coeffs = s.refine ? this.refine(out, { radius: REFINE_RADIUS * WORK_SIZE / 256 }) : out;
     t0 = lap("refine", t0);
-    const bg = { kind: s.kind, colour: s.colourRgb, maxLod: 0 };
+    const bg = { kind: s.kind, colour: s.colourRgb, coarseLod: 0 };
     let room = null;
     if (s.effect && (s.kind === "blur" || s.decontaminate)) {
       room = this.blur(this.frameTex, coeffs, s.refine, w, h, s.kind === "blur" ? s.blur : 4);
-      if (s.kind === "blur") { bg.blurred = room; bg.maxLod = room.maxLod; }
+      if (s.kind === "blur") { bg.blurred = room; bg.coarseLod = room.coarseLod; }
     }
     t0 = lap("blur", t0);
     let outW = w; let outH = h; let place = null;

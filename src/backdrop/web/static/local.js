@@ -18,8 +18,9 @@ const pct = (arr, q) => {
 const hexRgb = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255);
 
 const state = {
-  where: "browser", errors: [], frames: 0, times: [], stamps: [], ms: {}, settings: null,
+  where: "browser", errors: [], frames: 0, times: [], history: [], stamps: [], ms: {}, settings: null,
   runtime: null, model: null, token: null, viewers: 0,
+  tuning: { temporal: 0.93, refine: true, decontaminate: true },  // the Python defaults
 };
 window.backdrop = state;
 
@@ -43,10 +44,11 @@ state.stats = () => {
 function readSettings() {
   const mode = document.querySelector('input[name="mode"]:checked').value;
   return {
-    effect: $("effect").checked, kind: mode === "image" && !state.hasPicture ? "blur" : mode,
+    effect: $("effect").checked,
+    kind: state.kindOverride || (mode === "image" && !state.hasPicture ? "blur" : mode),
     blur: Number($("blur").value), colour: $("colour").value, colourRgb: hexRgb($("colour").value),
     touchUp: Number($("touch-up").value), lightWrap: Number($("light-wrap").value),
-    temporal: 0.93, refine: true, decontaminate: true, place: null,
+    place: null, ...state.tuning,
   };
 }
 
@@ -69,6 +71,7 @@ async function useUpload(file, pipeline) {
 
 function wire(pipeline, slides, publisher, canvasStream) {
   const changed = () => { state.settings = readSettings(); };
+  for (const el of document.querySelectorAll('input[name="mode"]')) el.addEventListener("change", () => { state.kindOverride = null; });
   for (const el of document.querySelectorAll(".controls input")) el.addEventListener("input", changed);
   $("colour").addEventListener("input", () => { $("mode-colour").checked = true; changed(); });
   $("blur").addEventListener("input", () => { $("mode-blur").checked = true; changed(); });
@@ -94,9 +97,13 @@ function wire(pipeline, slides, publisher, canvasStream) {
   });
   state.slides = slides;
   state.setSettings = (patch) => {
-    if (patch.colour) { $("colour").value = patch.colour; $("mode-colour").checked = true; }
-    if (patch.blur) { $("blur").value = patch.blur; $("mode-blur").checked = true; }
-    if (patch.kind) $(`mode-${patch.kind}`).checked = true;
+    if (patch.colour) { $("colour").value = patch.colour; $("mode-colour").checked = true; state.kindOverride = null; }
+    if (patch.blur) { $("blur").value = patch.blur; $("mode-blur").checked = true; state.kindOverride = null; }
+    for (const key of ["temporal", "refine", "decontaminate"]) if (patch[key] !== undefined) state.tuning[key] = patch[key];
+    if (patch.kind) {  // "matte" (the alpha as grey, for checks) has no button
+      state.kindOverride = $(`mode-${patch.kind}`) ? null : patch.kind;
+      if ($(`mode-${patch.kind}`)) $(`mode-${patch.kind}`).checked = true;
+    }
     if (patch.effect !== undefined) $("effect").checked = patch.effect;
     if (patch.touchUp !== undefined) $("touch-up").value = patch.touchUp;
     if (patch.lightWrap !== undefined) $("light-wrap").value = patch.lightWrap;
@@ -145,6 +152,7 @@ export async function startLocal(config) {
   await video.play().catch(() => {});
   const canvas = $("output");
   const pipeline = new GpuPipeline(canvas);
+  pipeline.profile = params.has("profile");
   const slides = new Slides();
   const canvasStream = canvas.captureStream(FPS);
   state.stream = canvasStream;
@@ -162,8 +170,13 @@ export async function startLocal(config) {
     const w = video.videoWidth; const h = video.videoHeight;
     if (w && h) {
       const s = state.settings;
-      const m = await segmenter.segment(video, w, h);
-      state.ms.segment = performance.now() - t0;
+      if (pipeline.profile) pipeline.sync();
+      const t1 = performance.now();
+      state.ms.wait = t1 - t0;
+      const [iw, ih] = segmenter.inputSize;
+      const m = await segmenter.segment(pipeline.takeFrame(video, w, h, iw, ih));
+      state.ms.segment = performance.now() - t1;
+      Object.assign(state.ms, m.ms || {});
       if (s.kind === "presenter") {
         box = trackBox(box, m.mask, m.width, m.height, w, h);
         s.place = presenterPlacement(box, w, h);
@@ -171,10 +184,11 @@ export async function startLocal(config) {
       if (state.backgroundVideo && s.kind === "image" && state.backgroundVideo.readyState >= 2) {
         pipeline.setPicture(state.backgroundVideo, state.backgroundVideo.videoWidth, state.backgroundVideo.videoHeight);
       }
-      pipeline.run(video, w, h, m.mask, m.width, m.height, s);
+      pipeline.run(w, h, m.mask, m.width, m.height, s);
       Object.assign(state.ms, pipeline.ms);
       state.frames += 1;
       keep(state.times, performance.now() - t0);
+      keep(state.history, { total: performance.now() - t0, ...state.ms }, 30);
       keep(state.stamps, performance.now(), 120);
       state.viewers = publisher.viewers.size;
     }

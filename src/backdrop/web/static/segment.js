@@ -1,43 +1,43 @@
-// Segmentation in the browser: @mediapipe/tasks-vision's ImageSegmenter (WASM with SIMD, from
-// the npm registry through the server's cache) running the same selfie .tflite file as the
-// Python side. The frame is first drawn at the model's input size (stretched, as the Python
-// pipeline's downscale), so browser and Python see the same pixels and give the same matte.
+// Segmentation in the browser: LiteRT.js (@litertjs/core, WASM, from the npm registry through the
+// server's cache) runs the same selfie .tflite file as the Python side's LiteRT. The frame comes
+// at the model's input size (stretched and area-averaged on the GPU, gl-input.js, as the Python
+// pipeline's downscale) and is scaled to [0, 1] floats (ModelSpec: mean 0, std 1, NHWC), so both
+// sides see the same tensor and give the same matte (measured: mean difference 2e-8).
 "use strict";
+import { loadLiteRt, loadAndCompile, Tensor } from "@litertjs/core";
 
 const INPUT = { "selfie": [256, 256], "selfie-landscape": [256, 144] };
+let loaded = null;
 
 export async function createSegmenter(local, model) {
-  const runtime = local.runtimes && local.runtimes["tasks-vision"];
+  const runtime = local.runtimes && local.runtimes.litert;
   if (!runtime) throw new Error("the server has no browser runtime cached (run: backdrop models --fetch web)");
-  const { FilesetResolver, ImageSegmenter } = await import("/runtime/tasks-vision/vision_bundle.mjs");
-  const fileset = await FilesetResolver.forVisionTasks("/runtime/tasks-vision/wasm");
+  loaded = loaded || loadLiteRt("/runtime/litert/wasm/", { threads: false });
+  await loaded;
   const res = await fetch(`/model/${encodeURIComponent(model)}`);
   if (!res.ok) throw new Error(`the server has no model ${model} cached`);
-  const modelAssetBuffer = new Uint8Array(await res.arrayBuffer());
-  const segmenter = await ImageSegmenter.createFromOptions(fileset, {
-    baseOptions: { modelAssetBuffer, delegate: "CPU" },
-    runningMode: "VIDEO", outputConfidenceMasks: true, outputCategoryMask: false,
-  });
+  const compiled = await loadAndCompile(new Uint8Array(await res.arrayBuffer()), { accelerator: "wasm" });
   const [iw, ih] = INPUT[model] || [256, 256];
-  const small = new OffscreenCanvas(iw, ih);
-  const ctx = small.getContext("2d", { willReadFrequently: true });
-  ctx.imageSmoothingEnabled = true;
-  ctx.imageSmoothingQuality = "high";  // an area-like downscale, as INTER_AREA on the Python side
-  let ts = 0;
+  const input = new Float32Array(iw * ih * 3);
   return {
     runtime: `${runtime} (wasm)`,
     inputSize: [iw, ih],
-    // source: the <video> (or any drawable); returns the person probability at the input size
-    async segment(source) {
-      ctx.drawImage(source, 0, 0, iw, ih);
-      const image = ctx.getImageData(0, 0, iw, ih);
-      ts = Math.max(ts + 1, Math.floor(performance.now()));
-      const result = segmenter.segmentForVideo(image, ts);
-      const masks = result.confidenceMasks;
-      const mask = masks[masks.length - 1].getAsFloat32Array().slice();
-      result.close();
-      return { mask, width: iw, height: ih };
+    // px: RGBA bytes at the input size, top row first; returns the person probability there
+    async segment(px) {
+      const t1 = performance.now();
+      for (let i = 0, j = 0; i < iw * ih; i += 1, j += 4) {
+        input[i * 3] = px[j] / 255; input[i * 3 + 1] = px[j + 1] / 255; input[i * 3 + 2] = px[j + 2] / 255;
+      }
+      const tensor = new Tensor(input, [1, ih, iw, 3]);
+      try {
+        const [out] = await compiled.run(tensor);
+        const mask = out.toTypedArray().slice();  // out of the WASM heap, which is managed by hand
+        out.delete();
+        return { mask, width: iw, height: ih, ms: { model: performance.now() - t1 } };
+      } finally {
+        tensor.delete();
+      }
     },
-    close() { segmenter.close(); },
+    close() { compiled.delete(); },
   };
 }
