@@ -229,6 +229,53 @@ def slide_files(tmp_path):
     return paths
 
 
+def two_page_pdf(path):
+    """A real two-page PDF (red, then blue, 16:9), written by hand: no PDF library needed."""
+    pages = [b"0.9 0.16 0.16 rg 0 0 960 540 re f", b"0.16 0.24 0.9 rg 0 0 960 540 re f"]
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R 5 0 R] /Count 2 >>"]
+    for i, content in enumerate(pages):
+        objs.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 960 540] /Contents %d 0 R >>" % (4 + 2 * i))
+        objs.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content))
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for n, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (n, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    path.write_bytes(bytes(out))
+    return str(path)
+
+
+def test_pdf_slides_and_an_uploaded_picture_stay_in_the_browser(session, fake_camera, tmp_path):  # noqa: F811
+    srv, make = session
+    y4m, bg_pts, _ = fake_camera
+    s = make(y4m)
+    page = s.open("?w=512&h=480")
+    page.set_input_files("#slides", two_page_pdf(tmp_path / "deck.pdf"))
+    wait_until(lambda: "of 2" in page.evaluate("document.getElementById('slide-number').textContent"), 30, "the PDF")
+    settle(page)
+    out = snapshot(page)
+    assert out.shape[1] > out.shape[0] * 1.6, out.shape  # the slides' 16:9
+    assert np.abs(out[out.shape[0] // 2, out.shape[1] // 10].astype(int) - (230, 41, 41)).max() < 40
+    page.keyboard.press("PageDown")
+    settle(page)
+    out = snapshot(page)
+    assert np.abs(out[out.shape[0] // 2, out.shape[1] // 10].astype(int) - (41, 61, 230)).max() < 40
+    # a picture background: uploaded into this page only
+    pic = np.zeros((300, 400, 3), np.uint8)
+    pic[:] = (20, 200, 220)
+    cv2.imwrite(str(tmp_path / "bg.png"), pic[..., ::-1])
+    page.set_input_files("#upload", str(tmp_path / "bg.png"))
+    settle(page)
+    bg = np.asarray(page.evaluate(READ_PIXELS, ["captured", bg_pts]), int)
+    assert (distances(bg, (20, 200, 220)) < 40).mean() > 0.9, bg[:5]
+    st = srv.stats()
+    assert st["frames_processed"] == 0 and st["publishers"] == 0  # nothing was sent to the server
+    assert not any(srv.server.upload_root.iterdir())  # and no upload reached its folder
+
+
 def test_presenter_slides_keys_and_recording(session, fake_camera, tmp_path):  # noqa: F811
     srv, make = session
     y4m, _, _ = fake_camera

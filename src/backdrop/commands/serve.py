@@ -9,11 +9,12 @@ from .common import add_pipeline_args, pipeline_options
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "serve", help="serve a web page: your camera with a new background, over WebRTC",
-        description="Serve a page that sends the browser's camera to this machine over WebRTC, "
-                    "replaces the background in real time and sends it back; controls (colour, blur, "
-                    "image upload, effect, model) act on the next frames. /viewer receives the "
-                    "composited stream. Binds 127.0.0.1 unless --host says otherwise. Needs the [web] "
+        "serve", help="serve a web page: your camera with a new background, processed in the browser or here",
+        description="Serve a page that replaces the browser camera's background in real time: on the "
+                    "user's own device by default (LiteRT.js + WebGL2 in the page; the runtime is fetched "
+                    "once from the npm registry, integrity-checked and cached), or on this machine over "
+                    "WebRTC (the page's switch, or --process-on server). /viewer receives the processed "
+                    "stream. Binds 127.0.0.1 unless --host says otherwise. Needs the [web] "
                     'extra: pip install -e ".[web]"')
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
