@@ -213,6 +213,86 @@ def test_slow_sockets_cannot_lock_out_a_real_client():
                 s.close()
 
 
+def _slow_offer(port: int) -> socket.socket:
+    """An offer whose headers are complete and whose body never comes (one byte of 4000)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(f"POST /offer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+              "Content-Length: 4000\r\n\r\n{".encode())
+    return s
+
+
+def test_slow_offer_bodies_cannot_lock_out_a_real_client(caplog):
+    """Offers whose body trickles in are requests in progress: they used to be safe from eviction,
+    so as many of them as the cap refused every real client (connection reset) for body_timeout."""
+    with ServerThread(ServerConfig(port=0, max_connections=32, header_timeout=2.0, body_timeout=60.0)) as srv:
+        p = port_of(srv)
+        slow = [_slow_offer(p) for _ in range(64)]
+        try:
+            with caplog.at_level("WARNING", logger="backdrop.web.http"):
+                for _ in range(3):
+                    assert request(srv, "GET", "/config")[0] == 200
+                    slow.append(_slow_offer(p))  # the attacker keeps trying
+                open_now = srv.call(lambda: sum(not h._force_close for h in srv._runner.server._connections))
+                assert open_now <= 32, open_now
+        finally:
+            for s in slow:
+                s.close()
+    # an evicted slow body is no malformed request: no warning flood
+    assert not [r for r in caplog.records if "Error handling request" in r.getMessage()]
+
+
+def test_a_newcomer_refused_over_the_cap_leaves_no_traceback(monkeypatch, caplog):
+    """Every connection busy with a complete request: the newcomer is refused, the busy ones are
+    served. (Refused inside connection_made, aiohttp's handler task died with an AssertionError,
+    logged as 'Task exception was never retrieved' with a traceback, once per refusal.)"""
+    import gc
+    import threading
+
+    from backdrop.web import app
+
+    gate: dict = {}
+
+    async def held_config(self, request):
+        gate.setdefault("open", asyncio.Event())
+        gate["busy"] = gate.get("busy", 0) + 1
+        await gate["open"].wait()
+        return app.json_response({"held": True})
+
+    monkeypatch.setattr(app.BackdropServer, "get_config", held_config)
+    cap = 8
+    with ServerThread(ServerConfig(port=0, max_connections=cap)) as srv:
+        p = port_of(srv)
+        codes = []
+        busy = [threading.Thread(target=lambda: codes.append(request(srv, "GET", "/config")[0])) for _ in range(cap)]
+        for t in busy:
+            t.start()
+        assert wait_for(lambda: srv.call(lambda: gate.get("busy", 0)) == cap, 20)
+        with caplog.at_level("ERROR", logger="asyncio"):
+            refused = 0
+            for _ in range(5):
+                with socket.create_connection(("127.0.0.1", p), timeout=10) as s:
+                    s.sendall(f"GET /config HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\n\r\n".encode())
+                    try:
+                        refused += s.recv(64) == b""
+                    except ConnectionResetError:
+                        refused += 1
+            srv.call(lambda: gate["open"].set())
+            for t in busy:
+                t.join(20)
+            srv.call(gc.collect)
+        assert refused == 5 and codes == [200] * cap, (refused, codes)
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()], caplog.text[-2000:]
+
+
+def wait_for(pred, timeout, interval=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
+
+
 # -- 5. backgrounds: garbage mid-stream, oversized, stale files -----------------------------------------------------
 def _video(w, h, n=20) -> bytes:
     import av

@@ -1,0 +1,363 @@
+"""Loopback soak of ``backdrop serve`` under attack: does a real peer keep its frame rate, and do the
+server's fds, threads and RSS stay bounded?
+
+    python benchmarks/serve_soak.py                            # 20 s alone, 20 s attacked, 25 s after
+    python benchmarks/serve_soak.py --rounds 3 --json soak.json # alone/attacked three times over
+    python benchmarks/serve_soak.py --offers 100 --gets 40 --slow 400   # a heavier mix
+    python benchmarks/serve_soak.py --reconnect 0.05           # slow sockets reopened at once: a churn flood
+
+What runs (all on 127.0.0.1):
+
+* the server: ``backdrop serve --port 0`` as a subprocess, defaults otherwise (blur background,
+  max 4 peers, 256 connections, 5 s header timeout, 3 offers/s per address);
+* one real peer in this process: an aiortc client (``backdrop.web.client.Client``) sending a real
+  clip (``clips/talking-room-512x480.mp4`` of the shared data) at 30 fps and receiving the
+  processed stream; its fps is the frames it received per second;
+* the attack, in a separate process (``benchmarks/serve_attack.py``: one asyncio loop, raw
+  sockets): offer spam (valid SDP, junk, text/plain, foreign Host / Origin, guessed /view tokens),
+  foreign-Host GETs of /stats /peers /view, and slow sockets (headers a byte at a time, never
+  finished; half a request line; an offer body that trickles), reopened when the server closes them.
+
+Phases: warm-up, then ``--rounds`` times **baseline** (the peer alone) and **attack** (same length,
+a fresh attacker process), then **after** (the attack over; 25 s, past the 20 s in which offers
+that were answered but never connected are dropped). Alternating evens out what else the machine
+is doing; the ratio is mean attacked fps over mean baseline fps. Every second the server's open
+fds (``/proc/PID/fd``), threads (``/proc/PID/status``), RSS and CPU are sampled, and ``GET /stats``
+is timed (a real HTTP client next to the attack). The attacker shares the cores with the server
+and the peer; its own CPU is reported beside the result, and the load average with every phase.
+Results: ``docs/reliability.md`` (Soak under attack).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+SHARED = Path(os.environ.get("BACKDROP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+CLIP = SHARED / "clips" / "talking-room-512x480.mp4"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def machine_cpu() -> list[int]:
+    """The machine's CPU jiffies (/proc/stat): user nice system idle iowait irq softirq steal."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def busy(a: list[int], b: list[int]) -> tuple[float, float]:
+    """(% of all cores busy, % stolen by the hypervisor) between two machine_cpu() readings."""
+    d = [y - x for x, y in zip(a, b)]
+    total = sum(d) or 1
+    return round(100 * (total - d[3] - d[4]) / total, 1), round(100 * d[7] / total, 1)
+
+
+# -- the server and what it holds -------------------------------------------------------------------------
+class Server:
+    """``backdrop serve`` in its own process; its log goes to a file (a pipe nobody reads would stall it)."""
+
+    def __init__(self, args):
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="serve-soak-", suffix=".log", delete=False)
+        cmd = [sys.executable, "-m", "backdrop", "serve", "--port", "0", "-b", args.background,
+               "--max-peers", str(args.max_peers)]
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log, env=env)
+        self.pid = self.proc.pid
+        self.url = ""
+        end = time.monotonic() + 120
+        while not self.url:
+            m = re.search(r"open (http://127\.0\.0\.1:\d+/)", Path(self.log.name).read_text())
+            if m:
+                self.url = m.group(1)
+            elif self.proc.poll() is not None or time.monotonic() > end:
+                self.proc.kill()
+                raise RuntimeError("serve did not start: " + Path(self.log.name).read_text()[-2000:])
+            else:
+                time.sleep(0.1)
+
+    def sample(self) -> dict:
+        p = f"/proc/{self.pid}"
+        status = Path(p, "status").read_text()
+        field = lambda name: int(re.search(rf"^{name}:\s+(\d+)", status, re.M).group(1))  # noqa: E731
+        stat = Path(p, "stat").read_text().rsplit(")", 1)[1].split()
+        return {"fds": len(os.listdir(f"{p}/fd")), "threads": field("Threads"),
+                "rss_mb": round(field("VmRSS") / 1024, 1), "cpu_s": (int(stat[11]) + int(stat[12])) / TICK}
+
+    def stats(self) -> tuple[dict | None, float | None]:
+        """``GET /stats`` as a real client does; (body, seconds) or (None, None) when it fails."""
+        t0 = time.perf_counter()
+        try:
+            with urllib.request.urlopen(self.url + "stats", timeout=5) as r:
+                return json.loads(r.read()), time.perf_counter() - t0
+        except Exception:
+            return None, None
+
+    def stop(self) -> tuple[int | None, str]:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = None
+        text = Path(self.log.name).read_text()
+        os.unlink(self.log.name)
+        return rc, text
+
+
+class Sampler(threading.Thread):
+    """Every second: the server's fds, threads, RSS, CPU, asyncio tasks and /stats time, by phase."""
+
+    def __init__(self, server: Server):
+        super().__init__(daemon=True, name="sampler")
+        self.server, self.phase, self.samples = server, "warm-up", []
+        self.t0 = time.monotonic()
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        last = None
+        while not self._halt.wait(1.0 - (time.monotonic() - self.t0) % 1.0):
+            try:
+                s = self.server.sample()
+            except (OSError, AttributeError):
+                break
+            body, took = self.server.stats()
+            now = time.monotonic()
+            cpu = None if last is None else round(100 * (s["cpu_s"] - last[1]) / (now - last[0]), 1)
+            last = (now, s["cpu_s"])
+            self.samples.append({"t_s": round(now - self.t0, 1), "phase": self.phase, "fds": s["fds"],
+                                 "threads": s["threads"], "rss_mb": s["rss_mb"], "cpu_pct": cpu,
+                                 "tasks": body["tasks"] if body else None,
+                                 "publishers": body["publishers"] if body else None,
+                                 "stats_ms": round(took * 1000, 1) if took is not None else None})
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
+
+
+# -- the real peer and the phases ---------------------------------------------------------------------------
+def load_frames(n: int):
+    from backdrop.io.video import VideoReader
+
+    return [f.image for _, f in zip(range(n), VideoReader(CLIP))]
+
+
+def fps_between(times: list[float], t0: float, t1: float) -> float:
+    return sum(t0 <= t < t1 for t in times) / (t1 - t0)
+
+
+async def soak(server: Server, sampler: Sampler, args) -> dict:
+    from backdrop.web.client import Client
+
+    frames = load_frames(args.frames)
+    peer = Client(server.url, frames, fps=args.fps)
+    await peer.connect()
+    loop = asyncio.get_running_loop()
+    phases: list[dict] = []
+    attacks: list[dict] = []
+
+    async def phase(name: str, seconds: float) -> None:
+        sampler.phase = name
+        t0, cpu0 = time.perf_counter(), machine_cpu()
+        await asyncio.sleep(seconds)
+        t1, (used, steal) = time.perf_counter(), busy(cpu0, machine_cpu())
+        server_stats = [m for m in peer.messages if m.get("type") == "stats"]
+        phases.append({"name": name, "seconds": round(t1 - t0, 1),
+                       "fps": round(fps_between(peer.received_times, t0, t1), 2),
+                       "fps_per_second": [round(fps_between(peer.received_times, t, t + 1), 1)
+                                          for t in [t0 + k for k in range(int(t1 - t0))]],
+                       "server_latency_ms_p50": server_stats[-1].get("latency_ms_p50") if server_stats else None,
+                       "load_average": load(), "machine_busy_pct": used, "steal_pct": steal})
+        print(f"  {name:<10} {phases[-1]['fps']:>6.2f} fps  (load {load()}; machine {used}% busy, "
+              f"{steal}% stolen)", flush=True)
+
+    async def attack(name: str) -> None:
+        sampler.phase = "attacker starting"  # its imports and SDP are not part of the attack
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "serve_attack.py"), server.url, "--seconds",
+               str(args.seconds), "--offers", str(args.offers), "--gets", str(args.gets), "--slow", str(args.slow),
+               "--reconnect", str(args.reconnect)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+        try:
+            ready = await loop.run_in_executor(None, proc.stdout.readline)
+            if ready.strip() != "ready":
+                raise RuntimeError(f"the attacker did not start: {ready!r}")
+            await phase(name, args.seconds)
+            out = await loop.run_in_executor(None, proc.communicate)
+            attacks.append(json.loads(out[0].strip().splitlines()[-1]))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    await phase("warm-up", args.warmup)
+    for r in range(1, args.rounds + 1):
+        await phase(f"baseline {r}", args.seconds)
+        await attack(f"attack {r}")
+    await phase("after", args.after)
+    await peer.close()
+    return {"phases": phases, "attacks": attacks,
+            "errors_to_peer": [m.get("message") for m in peer.messages if m.get("type") == "error"]}
+
+
+def kind(phase: str) -> str:
+    return phase.split()[0]
+
+
+def summarize(samples: list[dict], result: dict) -> dict:
+    by = {k: [s for s in samples if kind(s["phase"]) == k] for k in ("baseline", "attack", "after")}
+    series = {}
+    for key in ("fds", "threads", "rss_mb", "tasks", "cpu_pct", "stats_ms"):
+        row = {}
+        for p, ss in by.items():
+            vals = [s[key] for s in ss if s[key] is not None]
+            row[p] = {"min": min(vals), "max": max(vals), "last": vals[-1]} if vals else None
+        series[key] = row
+    # growing without bound shows as a level that keeps rising from one attack round to the next
+    per_round = {}
+    for key in ("fds", "threads", "rss_mb"):
+        per_round[key] = [max((s[key] for s in samples if s["phase"] == ph["name"]), default=None)
+                          for ph in result["phases"] if kind(ph["name"]) == "attack"]
+    base = by["baseline"]
+    first_base = [s for s in base if s["phase"] == "baseline 1"]
+    after = by["after"][-1] if by["after"] else None
+    back = None if after is None else {
+        "fds": after["fds"] <= max(s["fds"] for s in first_base) + 2,
+        "threads": after["threads"] <= max(s["threads"] for s in first_base) + 1,
+        "rss_mb": after["rss_mb"] <= max(s["rss_mb"] for s in samples if kind(s["phase"]) == "attack"),
+    }
+    fps = {k: [ph["fps"] for ph in result["phases"] if kind(ph["name"]) == k] for k in ("baseline", "attack")}
+    b, a = sum(fps["baseline"]) / len(fps["baseline"]), sum(fps["attack"]) / len(fps["attack"])
+    return {"series": series, "attack_round_max": per_round, "after_last": after, "back_to_baseline_after": back,
+            "baseline_fps": round(b, 2), "attack_fps": round(a, 2), "fps_ratio": round(a / b, 3) if b else 0.0,
+            "fps_ratio_per_round": [round(y / x, 3) if x else 0.0 for x, y in zip(fps["baseline"], fps["attack"])],
+            "rss_mb_first_baseline_max": max(s["rss_mb"] for s in first_base),
+            "stats_failed_during_attack": sum(s["stats_ms"] is None for s in by["attack"]),
+            # a 1 s sampler that wakes seconds late: the whole machine stalled, not just the server
+            "sampler_late_s_max": round(max((b["t_s"] - a["t_s"] - 1.0 for a, b in zip(samples, samples[1:])),
+                                            default=0.0), 1)}
+
+
+def merge_attacks(attacks: list[dict]) -> dict:
+    total: dict = {"rounds": len(attacks), "requests": {}}
+    for a in attacks:
+        for k, v in a["requests"].items():
+            row = total["requests"].setdefault(k, {})
+            for code, n in v.items():
+                row[code] = row.get(code, 0) + n
+    for k in ("seconds", "requests_total", "slow_opened", "slow_closed_by_server", "skipped_inflight_full"):
+        total[k] = round(sum(a[k] for a in attacks), 1)
+    for k in ("offers_per_s", "gets_per_s", "slow_sockets"):
+        total[k] = attacks[0][k]
+    total["reconnect_s"] = attacks[0].get("reconnect_s")
+    total["slow_lifetime_s_p50"] = sorted(a["slow_lifetime_s_p50"] or 0 for a in attacks)[len(attacks) // 2]
+    total["slow_lifetime_s_max"] = max(a["slow_lifetime_s_max"] or 0 for a in attacks)
+    total["attacker_cpu_pct"] = max(a["attacker_cpu_pct"] for a in attacks)
+    return total
+
+
+def table(report: dict) -> str:
+    samples, sm = report["samples"], report["summary"]
+    rows = ["| phase | peer fps | load (1, 5, 15 min) | machine busy % | fds max | threads max | RSS max MB | "
+            "server CPU % max | GET /stats ms max |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for ph in report["phases"][1:]:
+        ss = [s for s in samples if s["phase"] == ph["name"]]
+        cell = lambda k: max((s[k] for s in ss if s[k] is not None), default="-")  # noqa: E731
+        rows.append(f"| {ph['name']} ({ph['seconds']:g} s) | {ph['fps']:.1f} | {ph['load_average']} | "
+                    f"{ph['machine_busy_pct']} | {cell('fds')} "
+                    f"| {cell('threads')} | {cell('rss_mb')} | {cell('cpu_pct')} | {cell('stats_ms')} |")
+    a = report["attack"]
+    last = sm["after_last"] or {}
+    back = ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in (sm["back_to_baseline_after"] or {}).items())
+    lines = rows + [
+        "", f"peer fps: baseline {sm['baseline_fps']:.1f}, attacked {sm['attack_fps']:.1f}; ratio attacked / baseline "
+        f"**{sm['fps_ratio']:.2f}** (per round {', '.join(f'{x:.2f}' for x in sm['fps_ratio_per_round'])}; "
+        "target >= 0.80)",
+        f"per attack round, max fds {sm['attack_round_max']['fds']}, threads {sm['attack_round_max']['threads']}, "
+        f"RSS {sm['attack_round_max']['rss_mb']} MB (first baseline RSS max {sm['rss_mb_first_baseline_max']} MB)",
+        f"at the end of 'after': fds {last.get('fds')}, threads {last.get('threads')}, RSS {last.get('rss_mb')} MB, "
+        f"tasks {last.get('tasks')}; back to the first baseline (fds, threads) / not above the attack (RSS): {back}",
+        f"attack: {a['requests_total']:g} requests in {a['seconds']:g} s ({a['offers_per_s']:g} offers/s, "
+        f"{a['gets_per_s']:g} foreign-Host GETs/s), {a['slow_sockets']} slow sockets reopened after "
+        f"{a['reconnect_s']:g} s ({a['slow_opened']:g} opened, "
+        f"{a['slow_closed_by_server']:g} closed by the server, lifetime p50 {a['slow_lifetime_s_p50']} s, "
+        f"max {a['slow_lifetime_s_max']} s); attacker CPU up to {a['attacker_cpu_pct']}% of one core (it shares the "
+        f"{os.cpu_count()} cores with the server and the peer)",
+        "answers: " + "; ".join(f"{k}: " + ", ".join(f"{c} x{n}" for c, n in v.items())
+                                for k, v in a["requests"].items()),
+        f"GET /stats from a real client during the attack: max {sm['series']['stats_ms']['attack']['max']} ms, "
+        f"{sm['stats_failed_during_attack']} failed; errors sent to the real peer: {len(report['errors_to_peer'])}; "
+        f"this process's 1 s sampler woke up to {sm['sampler_late_s_max']} s late",
+        f"server log: {report['server_log']['lines']} lines, {report['server_log']['tracebacks']} tracebacks; "
+        f"exit {report['server_exit']} on SIGTERM",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=20.0, help="length of the baseline and of the attack phase")
+    ap.add_argument("--after", type=float, default=25.0, help="seconds sampled after the attack (connect timeout 20 s)")
+    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--rounds", type=int, default=1, help="baseline/attack pairs (alternating evens out other load)")
+    ap.add_argument("--fps", type=float, default=30.0, help="frames per second the real peer sends")
+    ap.add_argument("--frames", type=int, default=60, help="clip frames looped by the real peer")
+    ap.add_argument("--background", default="blur")
+    ap.add_argument("--max-peers", type=int, default=4)
+    ap.add_argument("--offers", type=float, default=60.0, help="offer-spam requests per second")
+    ap.add_argument("--gets", type=float, default=20.0, help="foreign-Host GETs per second")
+    ap.add_argument("--slow", type=int, default=300, help="slow sockets open at once")
+    ap.add_argument("--reconnect", type=float, default=1.0,
+                    help="seconds before the attacker reopens a slow socket the server closed (0.05: a churn flood)")
+    ap.add_argument("--json", default=None, metavar="PATH", help="write the whole report (samples included) here")
+    args = ap.parse_args(argv)
+    if not CLIP.exists():
+        print(f"serve_soak: {CLIP} is missing (set BACKDROP_SHARED_DATA)", file=sys.stderr)
+        return 2
+    from backdrop.web.server import loopback_ice
+
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    print(f"{machine}; load average at the start {load()}", flush=True)
+    server = Server(args)
+    sampler = Sampler(server)
+    sampler.start()
+    try:
+        with loopback_ice():
+            result = asyncio.run(soak(server, sampler, args))
+    finally:
+        try:
+            sampler.stop()
+        finally:
+            rc, log_text = server.stop()
+    report = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine,
+              "clip": CLIP.name, "sent_fps": args.fps, "args": vars(args), **result,
+              "attack": merge_attacks(result["attacks"]), "samples": sampler.samples,
+              "server_exit": rc, "server_log": {"lines": len(log_text.splitlines()),
+                                                "tracebacks": log_text.count("Traceback"),
+                                                "tail": log_text.splitlines()[-20:]}}
+    report["summary"] = summarize(sampler.samples, result)
+    print(table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
