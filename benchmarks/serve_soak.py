@@ -88,7 +88,10 @@ class Server:
                 self.url = m.group(1)
             elif self.proc.poll() is not None or time.monotonic() > end:
                 self.proc.kill()
-                raise RuntimeError("serve did not start: " + Path(self.log.name).read_text()[-2000:])
+                self.proc.wait()
+                text = Path(self.log.name).read_text()
+                os.unlink(self.log.name)
+                raise RuntimeError("serve did not start: " + text[-2000:])
             else:
                 time.sleep(0.1)
 
