@@ -1,8 +1,9 @@
 // The network's input, made on the GPU from the camera texture: an area average (as the Python
 // side's INTER_AREA downscale) to the model's input size, flipped to top-row-first, read back as
 // RGBA bytes. This is the one read-back per frame, 256 x 256 x 4 bytes: the model runs in WASM
-// on the CPU. (Drawing the <video> into a 2D canvas and calling getImageData was measured slower,
-// 38-70 ms against 30 at load 5, and it copies the whole frame out of the GPU first.)
+// on the CPU. Measured alternatives under software WebGL (load 4-5): drawing the <video> into a
+// 2D canvas and calling getImageData, 38-70 ms against 30; VideoFrame.copyTo of the camera's NV12
+// planes and a JS area average, 88 ms (the frame lives in GPU memory there, so it is a read-back too).
 "use strict";
 import { variant, draw } from "./gl.js";
 

@@ -57,9 +57,9 @@ export class GpuPipeline {
   takeFrame(frame, w, h, iw, ih) {
     const t0 = performance.now();
     this.frameTex = upload(this.gl, this.frameTex, frame, w, h);
-    const pixels = this.input(this.frameTex, w, h, iw, ih);
+    const out = this.input(this.frameTex, w, h, iw, ih);
     this.ms.input = performance.now() - t0;
-    return pixels;
+    return out;
   }
 
   // after takeFrame: mask is the network's Float32Array (maskW x maskH), s the settings
