@@ -11,8 +11,10 @@ const FRAG = `
 uniform sampler2D frame;
 uniform vec2 srcTexel;       // one camera pixel in uv
 uniform vec2 footprint;      // camera pixels per output pixel, per axis: NX x NY taps (defines)
+uniform vec4 crop;           // the ROI in frame uv, y down: x0, y0, width, height (roi.js)
 void main() {
-  vec2 p = vec2(uv.x, 1.0 - uv.y);   // row 0 of the read-back is the picture's top row
+  vec2 down = crop.xy + uv * crop.zw;  // row 0 of the read-back is the crop's top row
+  vec2 p = vec2(down.x, 1.0 - down.y);
   vec4 acc = vec4(0.0);
   for (int j = 0; j < NY; j++)
     for (int i = 0; i < NX; i++) {
@@ -26,9 +28,11 @@ export function makeInput(gl, targets) {
   let pixels = null;
   // bilinear taps see 2x2 texels each: ceil(footprint / 2) taps per axis average the footprint
   const taps = (n) => Math.max(1, Math.min(8, Math.ceil(n / 2)));
-  return (frameTex, w, h, iw, ih) => {
+  return (frameTex, w, h, iw, ih, crop = [0, 0, 1, 1]) => {
     const out = targets.get("model-input", iw, ih, "rgba8", "nearest");
-    draw(gl, variant(gl, FRAG, { NX: taps(w / iw), NY: taps(h / ih) }), out, { frame: frameTex, srcTexel: [1 / w, 1 / h], footprint: [w / iw, h / ih] });
+    const fx = crop[2] * w / iw; const fy = crop[3] * h / ih;
+    draw(gl, variant(gl, FRAG, { NX: taps(fx), NY: taps(fy) }), out,
+      { frame: frameTex, srcTexel: [1 / w, 1 / h], footprint: [fx, fy], crop });
     if (!pixels || pixels.length !== iw * ih * 4) pixels = new Uint8Array(iw * ih * 4);
     gl.bindFramebuffer(gl.FRAMEBUFFER, out.fbo);
     gl.readPixels(0, 0, iw, ih, gl.RGBA, gl.UNSIGNED_BYTE, pixels);

@@ -21,7 +21,8 @@ void main() {
 }`;
 
 const FRAG = `
-uniform sampler2D mask;      // network output, any size (sampled bilinearly, as the Python canvas)
+uniform sampler2D mask;      // network output on the ROI crop (sampled bilinearly, as the Python canvas)
+uniform vec4 crop;           // that crop in frame uv, y down (roi.js); outside it: no person
 uniform sampler2D grey;      // this frame's grey level at working size (R, 0..255)
 uniform sampler2D past;      // last output of this pass (R fused, G grey)
 uniform vec2 texel;          // 1 / working size
@@ -29,7 +30,8 @@ uniform float strength;      // weight of the past where still (0.93 measured, d
 uniform float reach;         // motion counts this many working pixels around where it is seen
 uniform bool first;
 void main() {
-  float m = texture(mask, uv).r;
+  vec2 c = (vec2(uv.x, 1.0 - uv.y) - crop.xy) / crop.zw;
+  float m = (c.x >= 0.0 && c.y >= 0.0 && c.x <= 1.0 && c.y <= 1.0) ? texture(mask, vec2(c.x, 1.0 - c.y)).r : 0.0;
   float g = texture(grey, uv).r;
   if (first) { outColor = vec4(m, g, 0.0, 1.0); return; }
   vec4 prev = texture(past, uv);
@@ -54,13 +56,13 @@ void main() {
 
 export function makeTemporal(gl, targets) {
   const prog = program(gl, FRAG);
-  return (maskTex, frameTex, w, h, past, out, { strength, first }) => {
+  return (maskTex, frameTex, w, h, past, out, { strength, first, crop = [0, 0, 1, 1] }) => {
     const grey = targets.get("grey", out.width, out.height, "rgba16f");
     const taps = (n) => Math.max(1, Math.min(4, Math.ceil(n / 2)));
     const greyProg = variant(gl, GREY, { NX: taps(w / out.width), NY: taps(h / out.height) });
     draw(gl, greyProg, grey, { frame: frameTex, srcTexel: [1 / w, 1 / h], footprint: [w / out.width, h / out.height] });
     const reach = Math.max(1, Math.round(0.008 * Math.max(out.width, out.height)));
-    draw(gl, prog, out, { mask: maskTex, grey, past: past || maskTex,
+    draw(gl, prog, out, { mask: maskTex, crop, grey, past: past || maskTex,
       texel: [1 / out.width, 1 / out.height], strength, reach, first: first || !past || strength <= 0 });
   };
 }

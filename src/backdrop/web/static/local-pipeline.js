@@ -54,10 +54,13 @@ export class GpuPipeline {
 
   // the camera frame (a <video> or any texImage2D source, w x h) into its texture, and the
   // network's input (RGBA bytes, iw x ih, top row first) made from it
-  takeFrame(frame, w, h, iw, ih) {
+  // (crop: the ROI in frame uv, y down, from roi.js; the mask then covers that crop only)
+  takeFrame(frame, w, h, iw, ih, crop = [0, 0, 1, 1]) {
     const t0 = performance.now();
+    this.crop = crop;
     this.frameTex = upload(this.gl, this.frameTex, frame, w, h);
-    const out = this.input(this.frameTex, w, h, iw, ih);
+    const out = this.input(this.frameTex, w, h, iw, ih, crop);
+    this.lastInput = out;
     this.ms.input = performance.now() - t0;
     return out;
   }
@@ -80,7 +83,7 @@ export class GpuPipeline {
     const names = ["temporal-a", "temporal-b"];
     const out = this.targets.get(names[this.flip], ww, wh, "rgba16f");
     const past = this.first ? null : this.targets.get(names[1 - this.flip], ww, wh, "rgba16f");
-    this.temporal(this.maskTex, this.frameTex, w, h, past, out, { strength: s.temporal, first: this.first });
+    this.temporal(this.maskTex, this.frameTex, w, h, past, out, { strength: s.temporal, first: this.first, crop: this.crop });
     this.flip = 1 - this.flip; this.first = false;
     t0 = lap("temporal", t0);
     const coeffs = s.refine ? this.refine(out, { radius: REFINE_RADIUS * WORK_SIZE / 256 }) : out;

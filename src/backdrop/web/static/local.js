@@ -6,6 +6,7 @@ import { GpuPipeline } from "./local-pipeline.js";
 import { createSegmenter } from "./segment.js";
 import { Slides, presenterPlacement, trackBox } from "./slides.js";
 import { Publisher, Recorder } from "./publish.js";
+import { RoiTracker, cropUv } from "./roi.js";
 
 const $ = (id) => document.getElementById(id);
 const FPS = 30;
@@ -20,7 +21,7 @@ const hexRgb = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) /
 const state = {
   where: "browser", errors: [], frames: 0, times: [], history: [], stamps: [], ms: {}, settings: null,
   runtime: null, model: null, token: null, viewers: 0,
-  tuning: { temporal: 0.93, refine: true, decontaminate: true },  // the Python defaults
+  tuning: { temporal: 0.93, refine: true, decontaminate: true, roi: true },  // the Python defaults
 };
 window.backdrop = state;
 
@@ -99,7 +100,7 @@ function wire(pipeline, slides, publisher, canvasStream) {
   state.setSettings = (patch) => {
     if (patch.colour) { $("colour").value = patch.colour; $("mode-colour").checked = true; state.kindOverride = null; }
     if (patch.blur) { $("blur").value = patch.blur; $("mode-blur").checked = true; state.kindOverride = null; }
-    for (const key of ["temporal", "refine", "decontaminate"]) if (patch[key] !== undefined) state.tuning[key] = patch[key];
+    for (const key of ["temporal", "refine", "decontaminate", "roi"]) if (patch[key] !== undefined) state.tuning[key] = patch[key];
     if (patch.kind) {  // "matte" (the alpha as grey, for checks) has no button
       state.kindOverride = $(`mode-${patch.kind}`) ? null : patch.kind;
       if ($(`mode-${patch.kind}`)) $(`mode-${patch.kind}`).checked = true;
@@ -165,6 +166,7 @@ export async function startLocal(config) {
     try { localStorage.setItem("backdrop-viewer-token", s.token); } catch (e) { /* private mode */ }
   }).catch((e) => showError(`viewers cannot watch: ${e.message || e}`));
   let box = null;
+  const roi = new RoiTracker(segmenter.inputSize[0] / segmenter.inputSize[1]);
   const step = async () => {
     const t0 = performance.now();
     const w = video.videoWidth; const h = video.videoHeight;
@@ -174,11 +176,15 @@ export async function startLocal(config) {
       const t1 = performance.now();
       state.ms.wait = t1 - t0;
       const [iw, ih] = segmenter.inputSize;
-      const m = await segmenter.segment(pipeline.takeFrame(video, w, h, iw, ih));
+      const crop = s.roi ? roi.next(w, h) : null;
+      const m = await segmenter.segment(pipeline.takeFrame(video, w, h, iw, ih, cropUv(crop, w, h)));
+      roi.update(m.mask, m.width, m.height, crop, w, h);
+      if (params.has("debug")) state.debug = { mask: m.mask, input: pipeline.lastInput };
+      state.crop = crop;
       state.ms.segment = performance.now() - t1;
       Object.assign(state.ms, m.ms || {});
       if (s.kind === "presenter") {
-        box = trackBox(box, m.mask, m.width, m.height, w, h);
+        box = trackBox(box, m.mask, m.width, m.height, crop || [0, 0, w, h]);
         s.place = presenterPlacement(box, w, h);
       }
       if (state.backgroundVideo && s.kind === "image" && state.backgroundVideo.readyState >= 2) {

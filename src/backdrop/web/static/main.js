@@ -48,6 +48,7 @@ async function choose() {
 }
 
 choose().catch((e) => {
+  if (window.backdrop && window.backdrop.errors) window.backdrop.errors.push(String(e));
   const el = $("error");
   el.textContent = String(e);
   el.hidden = false;
