@@ -315,3 +315,26 @@ def test_the_switch_reloads_into_server_processing(session, fake_camera):  # noq
     assert "on=server" in page.url
     wait_until(lambda: page.evaluate("window.backdrop.stats().frames") > 3, 60, "server processing")
     assert srv.stats()["frames_processed"] > 0
+
+
+@pytest.mark.parametrize("clip,size", [("office-desk-960x540.mp4", (640, 360)), ("talking-room-512x480.mp4", (512, 480))])
+def test_the_browser_matte_agrees_with_the_python_pipeline(session, tmp_path, clip, size):
+    """The same still frame through the page (kind "matte": the alpha as grey) and through the
+    Python default pipeline: the person (alpha > 0.5) must agree, IoU >= 0.95."""
+    from backdrop import Pipeline
+    from backdrop.io.video import VideoReader
+
+    srv, make = session
+    frame = cv2.resize(next(iter(VideoReader(shared_path("clips", clip)))).image, size, interpolation=cv2.INTER_AREA)
+    pipe = Pipeline(background="#000000")
+    for _, matte, _ in pipe.stream([frame] * 10):
+        pass
+    s = make(still_y4m(tmp_path / "still.y4m", frame))
+    page = s.open(f"?w={size[0]}&h={size[1]}")
+    page.evaluate("window.backdrop.setSettings({kind: 'matte'})")
+    settle(page, 15)
+    ours = snapshot(page)[..., 0].astype(np.float32) / 255
+    a, b = ours > 0.5, matte > 0.5
+    iou = (a & b).sum() / max(1, (a | b).sum())
+    assert iou >= 0.95, (iou, np.abs(ours - matte).mean())
+    assert np.abs(ours - matte).mean() < 0.05
