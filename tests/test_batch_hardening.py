@@ -232,3 +232,41 @@ def test_chunked_input_shorter_than_its_header_is_truncated(tmp_path, monkeypatc
         assert len(chunks) == 3 and item.truncated is cut, declared
         run.finish(item, {"status": "done", "frames": 60, "chunks": 3, "output_size": 1, "output_sha256": "h"})
         assert item.label == ("done (input truncated)" if cut else "done")
+
+
+# -- 5. the output folder deleted part-way -------------------------------------------------------
+
+
+def test_output_folder_deleted_mid_batch_stops_with_one_line(tmp_path):
+    """Was: the workers wrote whole videos into the deleted folder, the batch went on for ~20 s and
+    ended on "cannot write the batch manifest ...". Now the workers stop at their next write check
+    and the driver says what happened, exit 2, and recreates nothing."""
+    pytest.importorskip("ray")
+    src = tmp_path / "in"
+    src.mkdir()
+    clip = make_clip(shared_path("clips", "talking-room-512x480.mp4"), tmp_path / "c.mp4", 150, (256, 240),
+                     audio=False)
+    for i in range(4):
+        (src / f"v{i}.mp4").write_bytes(clip.read_bytes())
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "backdrop", "batch", str(src), str(out), "-b", "#00b140", "--quiet"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        import time
+        import shutil
+
+        t0 = time.time()
+        while time.time() - t0 < 120 and not (out.is_dir() and any(".part" in q.name for q in out.iterdir())):
+            time.sleep(0.02)
+        assert p.poll() is None, "finished too early"
+        shutil.rmtree(out)
+        _, err = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        pytest.fail("backdrop batch did not stop after its output folder was deleted")
+    lines = [ln for ln in err.splitlines() if ln.startswith("backdrop: error:")]
+    assert p.returncode == 2 and "Traceback" not in err, err
+    assert len(lines) == 1 and "was removed while the batch ran" in lines[0], err
+    assert not out.exists(), sorted(str(q) for q in out.rglob("*"))
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["c.mp4", "in"]

@@ -265,6 +265,102 @@ def test_output_folder_deleted_mid_run(longer_clip, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+class _RemovesOutputAfter:
+    """A real pipeline that deletes the output folder once ``after`` frames went through, and counts
+    the frames it was asked for after that (how long the job went on writing into nothing)."""
+
+    def __init__(self, pipe, folder: Path, after: int):
+        self.pipe, self.folder, self.after, self.seen, self.later = pipe, folder, after, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self.pipe, name)
+
+    def stream(self, items, image_of=lambda x: x):
+        def counted():
+            for item in items:
+                self.seen += 1
+                if self.seen == self.after:
+                    shutil.rmtree(self.folder)
+                elif self.seen > self.after:
+                    self.later += 1
+                yield item
+        return self.pipe.stream(counted(), image_of=image_of)
+
+
+def test_output_folder_deleted_mid_video_stops_at_the_next_write(longer_clip, tmp_path):
+    """Writes into a deleted folder still succeed (the file lives on, unreachable), so the job used
+    to run to the end (150 frames) and only fail at the rename; now it stops within a few frames."""
+    from backdrop import Pipeline
+    from backdrop.errors import OutputError
+    from backdrop.process import process_video
+
+    out = tmp_path / "out"
+    out.mkdir()
+    pipe = _RemovesOutputAfter(Pipeline(background="#00ff00", quiet=True), out, after=10)
+    try:
+        with pytest.raises(OutputError, match="removed while writing o.mp4") as err:
+            process_video(longer_clip, out / "o.mp4", pipeline=pipe, quiet=True, overlap=True)
+    finally:
+        pipe.pipe.close()
+    assert "\n" not in str(err.value)
+    assert pipe.later <= 24, f"went on for {pipe.later} frames after the folder was deleted"
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_output_folder_deleted_mid_image_folder_is_one_line(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, p in enumerate(sorted(shared_path("portraits-soft", "images").iterdir())[:24]):
+        shutil.copy(p, src / f"{i:03d}{p.suffix}")
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-m", "backdrop", "image", str(src), str(out), "-q"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while time.time() - t0 < 60 and not (out.is_dir() and len([q for q in out.iterdir() if q.suffix]) >= 2):
+        time.sleep(0.02)
+    assert p.poll() is None, "finished too early"
+    shutil.rmtree(out)
+    _, err = p.communicate(timeout=TIMEOUT)
+    one_error_line(subprocess.CompletedProcess(p.args, p.returncode, "", err), "output folder", "removed")
+    assert not out.exists() and sorted(q.name for q in tmp_path.iterdir()) == ["in"]
+
+
+def test_camera_recording_gets_normal_permissions(clip, tmp_path):
+    """mkstemp makes 0600: a recording was unreadable to anyone else; now 0666 less the umask,
+    as every other output (atomic.open_temp)."""
+    modes = {}
+    for umask in (0o022, 0o027):
+        out = tmp_path / f"rec-{umask:o}.mp4"
+        proc = subprocess.run([sys.executable, "-m", "backdrop", "camera", "--device", str(clip), "--width", "160",
+                               "--height", "120", "--output", str(out), "--frames", "5", "-q"],
+                              capture_output=True, text=True, timeout=TIMEOUT, preexec_fn=lambda m=umask: os.umask(m))
+        assert proc.returncode == 0, proc.stderr
+        modes[umask] = out.stat().st_mode & 0o777
+    assert modes == {0o022: 0o644, 0o027: 0o640}, {k: oct(v) for k, v in modes.items()}
+    assert not [q for q in tmp_path.iterdir() if q.name.startswith(".")]  # no temp file left
+
+
+def test_camera_recording_into_a_deleted_folder_stops_with_one_error(clip, tmp_path):
+    from backdrop.errors import OutputError
+    from backdrop.io.sinks import FileSink
+
+    out = tmp_path / "out"
+    out.mkdir()
+    frames = clip_frames(clip, 30, (160, 120))
+    sink = FileSink(out / "rec.mp4", fps=30)
+    for img in frames[:5]:
+        sink.write(img)
+    shutil.rmtree(out)
+    written = 0
+    with pytest.raises(OutputError, match="removed while writing rec.mp4"):
+        for _ in range(10):
+            for img in frames:
+                sink.write(img)
+                written += 1
+    sink.abort()
+    assert written <= 30 and list(tmp_path.iterdir()) == []
+
+
 # -- 7. standard streams, non-regular inputs, size changes ----------------------------------------
 
 @pytest.mark.parametrize("how", ["closed", "devnull"])

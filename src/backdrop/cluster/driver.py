@@ -129,10 +129,12 @@ class BatchRun:
             try:
                 for item in pending:
                     term.check()
+                    self._check_out()
                     self._submit(ray, tasks, item)
                 while self.refs:
                     ready, _ = ray.wait(list(self.refs), num_returns=1, timeout=1.0)
                     term.check()
+                    self._check_out()
                     for ref in ready:
                         self._collect(ray, tasks, ref)
             except BaseException:
@@ -147,6 +149,12 @@ class BatchRun:
                         with contextlib.suppress(Exception):
                             ray.cancel(ref)
                 raise
+
+    def _check_out(self) -> None:
+        """Stop at once when the output folder is deleted under the batch (its workers fail at their
+        next write check; nothing must recreate the folder for the next items)."""
+        if not self.out.is_dir():
+            raise OutputError(f"output folder {self.out} was removed while the batch ran; stopped")
 
     def _plan(self, item: BatchItem) -> tuple[list[Chunk], VideoScan | None]:
         """Chunks for a long enough video (with its scan), else none; sets ``est_frames``."""
@@ -194,6 +202,7 @@ class BatchRun:
     def _collect(self, ray, tasks: _Tasks, ref) -> None:
         """Take one finished task: count a chunk, redo a fallback in one piece, record a file."""
         role, item = self.refs.pop(ref)
+        self._check_out()  # a task failed because the folder went: say that, not what it failed on
         try:
             result = ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - a task that could not finish

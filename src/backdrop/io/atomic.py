@@ -113,13 +113,17 @@ def remove_stale_temps(folder: Path, older_than: float = STALE_SECONDS) -> list[
     return removed
 
 
-@contextlib.contextmanager
-def atomic_output(dst: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``dst``; rename to ``dst`` on success, delete it on failure.
+#: temp files being written: temp path -> (open fd, destination); see :func:`check_written`
+_WRITING: dict[str, tuple[int, Path]] = {}
 
-    The temp file gets the permissions a plain ``open(dst, "w")`` would have given (mkstemp
-    makes it 0600, which would leave outputs unreadable to anyone else). Error messages that
-    name the temp file are rewritten to name ``dst``, the only name the user knows.
+
+def open_temp(dst: Path) -> tuple[Path, int]:
+    """Create ``dst``'s hidden temp file beside it; return (path, fd). The caller closes the fd.
+
+    The file gets the permissions a plain ``open(dst, "w")`` would have given (0666 less the
+    umask; mkstemp's 0600 would leave outputs unreadable to anyone else), and holds an
+    ``flock`` while the fd is open, which marks it as live for :func:`remove_stale_temps`.
+    Failures are one-line output errors.
     """
     dst = Path(dst)
     parent = dst.parent if str(dst.parent) else Path(".")
@@ -149,6 +153,8 @@ def atomic_output(dst: Path) -> Iterator[Path]:
             tmp_path.unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise OutputError(f"no space left on the device while writing {dst}") from None
+        if not parent.is_dir():
+            raise OutputError(f"output folder {parent} was removed before {dst.name} could be written") from None
         raise OutputError(f"cannot write in {parent}: {exc.strerror}") from None
     except BaseException:
         if fd >= 0:
@@ -156,13 +162,76 @@ def atomic_output(dst: Path) -> Iterator[Path]:
             if tmp_path is not None:
                 tmp_path.unlink(missing_ok=True)
         raise
+    _WRITING[str(tmp_path)] = (fd, dst)
+    return tmp_path, fd
+
+
+def _removed(tmp_path: Path, dst: Path) -> OutputError:
+    parent = dst.parent if str(dst.parent) else Path(".")
+    if not parent.is_dir():
+        return OutputError(f"output folder {parent} was removed while writing {dst.name}")
+    return OutputError(f"the temporary file for {dst} was removed while writing; nothing written")
+
+
+def check_written(tmp_path: Path) -> None:
+    """Raise a one-line :class:`OutputError` if ``tmp_path`` (a temp file from :func:`open_temp`
+    still being written) was deleted, alone or with its folder.
+
+    Writes to a deleted file still succeed on POSIX (the data goes to an inode nobody can reach),
+    so without this a removed output folder is only noticed at the final rename, after all the
+    work. One ``fstat`` of the open fd (its link count drops to 0): call it every few frames.
+    """
+    entry = _WRITING.get(str(tmp_path))
+    if entry is None:
+        return
+    fd, dst = entry
+    try:
+        gone = os.fstat(fd).st_nlink == 0
+    except OSError:
+        return
+    if gone:
+        raise _removed(Path(tmp_path), dst)
+
+
+def commit_temp(tmp_path: Path, dst: Path) -> None:
+    """Rename a finished temp file over ``dst``; on failure a one-line output error, and the temp
+    file removed."""
+    parent = dst.parent if str(dst.parent) else Path(".")
+    try:
+        if not parent.is_dir() or not tmp_path.exists():
+            raise _removed(tmp_path, dst)
+        os.replace(tmp_path, dst)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OutputError(f"no space left on the device while writing {dst}") from None
+        if isinstance(exc, PermissionError):
+            raise OutputError(f"permission denied writing {dst}") from None
+        if isinstance(exc, FileNotFoundError):
+            raise OutputError(f"cannot write {dst}: the output folder or the temporary file was removed") from None
+        raise OutputError(f"cannot write {dst}: {exc.strerror or exc}") from None
+
+
+def close_temp(tmp_path: Path, fd: int) -> None:
+    _WRITING.pop(str(tmp_path), None)
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_output(dst: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``dst``; rename to ``dst`` on success, delete it on failure.
+
+    The temp file is made by :func:`open_temp` (normal permissions, locked while written).
+    Error messages that name the temp file are rewritten to name ``dst``, the only name the user
+    knows. Long writers call :func:`check_written` now and then, to stop at once when the
+    output folder is deleted under them.
+    """
+    dst = Path(dst)
+    tmp_path, fd = open_temp(dst)
     try:
         yield tmp_path
-        if not parent.is_dir():
-            raise OutputError(f"output folder {parent} was removed while writing {dst.name}")
-        if not tmp_path.exists():
-            raise OutputError(f"the temporary file for {dst} was removed while writing; nothing written")
-        os.replace(tmp_path, dst)
+        commit_temp(tmp_path, dst)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -182,4 +251,4 @@ def atomic_output(dst: Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
         raise
     finally:
-        os.close(fd)
+        close_temp(tmp_path, fd)

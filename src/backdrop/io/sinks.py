@@ -7,7 +7,6 @@ window; the preview window is in :mod:`backdrop.io.preview`. Nothing here knows 
 
 from __future__ import annotations
 
-import os
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..errors import OutputError
 from .yuv import even_size
 
 
@@ -60,55 +60,79 @@ class FileSink:
         self.crf = crf
         self.writer = None
         self.tmp: Path | None = None
+        self._fd = -1  # the temp file's fd, open (and locked) while recording
         self._t0: float | None = None
         self.frames = 0
 
     def write(self, image: np.ndarray, frame: Any = None) -> None:
-        import tempfile
-
+        from .atomic import check_written, open_temp
         from .video_write import VideoWriter
 
         image = even_size(image)
         if self.writer is None:
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent or ".", prefix=f".{self.path.stem}.",
-                                       suffix=f".part{self.path.suffix}")
-            os.close(fd)
-            self.tmp = Path(tmp)
+            # atomic.open_temp: the recording gets normal permissions (0666 less the umask, as
+            # every other output; mkstemp's 0600 made it unreadable to anyone else) and is
+            # locked while written, so a stale-temp sweep of another run leaves it alone
+            self.tmp, self._fd = open_temp(self.path)
             h, w = image.shape[:2]
-            self.writer = VideoWriter(self.tmp, width=w, height=h, rate=Fraction(self.fps).limit_denominator(1001),
-                                      time_base=Fraction(1, 1000), crf=self.crf, preset="veryfast",
-                                      suffix=self.path.suffix)
+            try:
+                self.writer = VideoWriter(self.tmp, width=w, height=h,
+                                          rate=Fraction(self.fps).limit_denominator(1001),
+                                          time_base=Fraction(1, 1000), crf=self.crf, preset="veryfast",
+                                          suffix=self.path.suffix)
+            except BaseException:
+                self._drop_temp()
+                raise
             self.size = (w, h)
         elif (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_LINEAR)
+        if self.frames % 30 == 0:  # a deleted output folder: stop now, not at the end of the recording
+            check_written(self.tmp)
         t = getattr(frame, "t_capture", None) if frame is not None else None
         t = time.perf_counter() if t is None else t
         if self._t0 is None:
             self._t0 = t
-        self.writer.write(image, int(round((t - self._t0) * 1000)))
+        try:
+            self.writer.write(image, int(round((t - self._t0) * 1000)))
+        except OutputError as exc:  # name what the user asked for, and say when the folder went
+            check_written(self.tmp)
+            raise OutputError(str(exc).replace(str(self.tmp), str(self.path))
+                              .replace(self.tmp.name, self.path.name)) from None
         self.frames += 1
 
     def describe(self) -> str:
         return f"recording {self.path}"
 
     def close(self) -> None:
+        from .atomic import commit_temp
+
         if self.writer is None:
             return
         try:
             self.writer.close()
-            os.replace(self.tmp, self.path)
+            commit_temp(self.tmp, self.path)
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
         finally:
             self.writer = None
+            self._drop_temp(unlink=False)
 
     def abort(self) -> None:
         if self.writer is not None:
             self.writer.discard()
             self.writer = None
+        self._drop_temp()
+
+    def _drop_temp(self, unlink: bool = True) -> None:
+        from .atomic import close_temp
+
         if self.tmp is not None:
-            self.tmp.unlink(missing_ok=True)
+            if unlink:
+                self.tmp.unlink(missing_ok=True)
+            if self._fd >= 0:
+                close_temp(self.tmp, self._fd)
+                self._fd = -1
 
 
 class MultiSink:

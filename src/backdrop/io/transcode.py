@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import InputError
-from .atomic import atomic_output
+from .atomic import atomic_output, check_written
 from .threaded import BackgroundWriter, prefetch
 from .video import VideoWriter, validate_encoder_options
 
@@ -72,6 +72,9 @@ class TranscodeStats:
         return self.frames / self.seconds if self.seconds else 0.0
 
 
+CHECK_EVERY = 8  # frames between two checks that the temp file still exists (one fstat)
+
+
 def transcode(frames: Iterable[T], dst: str | Path, settings: EncodeSettings, stream: Stream, *,
               overlap: bool = False, depth: int = 4, on_frame: Callable[[int], None] | None = None,
               timer: Callable[[str], AbstractContextManager[Any]] | None = None,
@@ -112,6 +115,8 @@ def transcode(frames: Iterable[T], dst: str | Path, settings: EncodeSettings, st
                     else:
                         encode(image, pts)
                     count += 1
+                    if count % CHECK_EVERY == 1:  # the output folder deleted: stop now, not at the end
+                        check_written(tmp)
                     if on_frame is not None:
                         on_frame(count)
                 if writer is None:
