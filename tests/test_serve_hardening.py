@@ -448,3 +448,51 @@ def test_a_signal_with_a_peer_connected_exits_promptly(signum, code):
     assert "Traceback" not in err, err[-3000:]
     bad = [ln for ln in err.splitlines() if "Error handling request" in ln]
     assert len(bad) == 3, err[-2000:]  # one line per malformed request
+
+
+# -- 7. the idle watchdog counts packets, not only decoded frames --------------------------------------------
+def test_a_peer_still_sending_packets_is_not_dropped_as_idle(monkeypatch):
+    """A low-bitrate peer that lost one packet decodes nothing until its next keyframe, yet it is
+    connected and sending. Here the server's decoder output stops after 5 frames (the remote track
+    blocks, as while waiting for a keyframe) while the client goes on sending: the peer must stay,
+    with a 1.5 s idle timeout. Once the client stops sending RTP (its track blocks; DTLS and RTCP
+    go on), it is closed as idle. Before: dropped 1.5 s after its last decoded frame."""
+    from backdrop.web.peers import PublisherPeer
+
+    original = PublisherPeer.attach
+    decoded = {"n": 0}
+
+    def attach(self, track):
+        if track.kind == "video":
+            real = track.recv
+
+            async def recv():
+                decoded["n"] += 1
+                if decoded["n"] > 5:
+                    await asyncio.Event().wait()  # no more frames out of the decoder
+                return await real()
+            track.recv = recv
+        original(self, track)
+
+    monkeypatch.setattr(PublisherPeer, "attach", attach)
+    cfg = ServerConfig(port=0, background="#00ff00", idle_timeout=1.5, connect_timeout=5.0, max_peers=2)
+    with ServerThread(cfg) as srv:
+        async def main():
+            pub = Client(srv.url, FRAMES, fps=15)
+            await pub.connect()
+            await pub.wait_frames(3)
+            loop = asyncio.get_running_loop()
+            # 3 x the idle timeout with no decoded frame, packets arriving all along
+            await asyncio.sleep(4.5)
+            assert decoded["n"] > 5
+            assert srv.stats()["publishers"] == 1, "dropped while still sending"
+            assert pub.pc.connectionState == "connected"
+            sender = next(s for s in pub.pc.getSenders() if s.track is not None and s.track.kind == "video")
+
+            async def silent():
+                await asyncio.Event().wait()
+            sender.track.recv = silent  # the client stops sending video packets, stays connected
+            gone = await loop.run_in_executor(None, wait_for, lambda: srv.stats()["publishers"] == 0, 10.0)
+            assert gone, "a peer that sends no packets was not closed as idle"
+            await pub.close()
+        arun(main)

@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("--max-upload-mb", type=float, default=8.0, metavar="MB",
                    help="largest background upload (default 8 MB)")
     p.add_argument("--idle-timeout", type=float, default=10.0, metavar="S",
-                   help="drop a peer that sends no video for S seconds (default 10)")
+                   help="drop a peer that sends no video (no frame, no packet) for S seconds (default 10)")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also accept requests whose Host header is NAME (repeatable; by default only the "
                         "address the server listens on, and localhost on loopback: no DNS rebinding)")

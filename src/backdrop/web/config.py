@@ -64,7 +64,7 @@ class ServerConfig:
     model: str | None = None
     threads: int | None = None
     connect_timeout: float = 20.0     # offer answered -> connected
-    idle_timeout: float = 10.0        # connected, but no video frame for this long -> dropped
+    idle_timeout: float = 10.0        # connected, but no video frame and no RTP packet for this long -> dropped
     loopback_ice: bool | None = None  # None: only when ``host`` is a loopback address
     certfile: str | None = None
     keyfile: str | None = None

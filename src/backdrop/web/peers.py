@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import json
 import logging
 import secrets
@@ -46,6 +47,8 @@ class Peer:
         self.created = time.monotonic()
         self.connected_at: float | None = None
         self.last_frame: float | None = None
+        self.last_packet = 0.0           # the incoming video's last RTP packet (see packets_seen)
+        self.video_receiver = None       # the RTCRtpReceiver of that video, once attached
         self.tasks: set[asyncio.Task] = set()
         self.closed = False
         self.close_reason = ""
@@ -73,13 +76,32 @@ class Peer:
             if self.connected_at is None and now - self.created > cfg.connect_timeout:
                 await self.close("did not connect in time")
             elif self.kind == "publisher" and self.connected_at is not None and \
-                    now - (self.last_frame or self.connected_at) > cfg.idle_timeout:
+                    now - max(self.last_frame or self.connected_at, self.packets_seen()) > cfg.idle_timeout:
                 await self.close(f"no video for {cfg.idle_timeout:g} s")
             else:
                 self.tick(now)
 
     def tick(self, now: float) -> None:
         pass
+
+    def packets_seen(self) -> float:
+        """When the last RTP packet of the incoming video arrived (``time.monotonic``), 0 if never.
+
+        "No video" is no frame *and* no packet: a low-bitrate peer that lost one packet decodes
+        nothing until its next keyframe, yet it is connected and sending. The time comes from
+        aiortc's ``RTCRtpReceiver.getSynchronizationSources()`` (the W3C call: every SSRC heard in
+        the last 10 s with its last packet's arrival, set per packet before decoding), read here
+        every 0.5 s by the watchdog, so a packet is never missed.
+        """
+        receiver = self.video_receiver
+        if receiver is None:
+            return self.last_packet
+        with contextlib.suppress(Exception):
+            now_utc = datetime.datetime.now(datetime.timezone.utc)
+            for src in receiver.getSynchronizationSources():
+                age = max(0.0, (now_utc - src.timestamp).total_seconds())
+                self.last_packet = max(self.last_packet, time.monotonic() - age)
+        return self.last_packet
 
     async def close(self, reason: str = "closed") -> None:
         """Idempotent: ends tasks, tracks, the connection and everything the peer owns."""
@@ -151,6 +173,8 @@ class PublisherPeer(Peer, UploadReceiver):
 
     def attach(self, track) -> None:
         if track.kind == "video" and self.processed is None:
+            self.video_receiver = next((t.receiver for t in self.pc.getTransceivers()
+                                        if getattr(t.receiver, "track", None) is track), None)
             self.processed = make_processed_track(track, self)
             self.pc.addTrack(self.server.relay.subscribe(self.processed, buffered=False))
         else:
@@ -290,7 +314,7 @@ class PublisherPeer(Peer, UploadReceiver):
         if self.channel is not None:
             with contextlib.suppress(Exception):
                 self.channel.remove_all_listeners()
-        self.processor = self.processed = self.channel = None
+        self.processor = self.processed = self.channel = self.video_receiver = None
         self._upload = None
         self.uploads.clear()
         shutil.rmtree(self.upload_dir, ignore_errors=True)
