@@ -12,7 +12,14 @@ light on a machine whose cores it shares with the server and the real peer. For 
 * **foreign-Host GETs** (``--gets`` per second) of /stats, /peers, /view, /config;
 * **slow sockets** (``--slow`` at once, reopened ``--reconnect`` s after the server closed one): request headers
   sent a byte at a time and never finished (most), half a request line then silence, and
-  offers whose headers are complete but whose body trickles (a request in progress).
+  offers whose headers are complete but whose body trickles (a request in progress);
+* **on-device routes** (``--local`` per second): POST /local registrations (JSON, ``text/plain``,
+  foreign Origin), answers and stats with wrong secrets or junk bodies, long polls with a wrong
+  secret, GET /runtime and /model (real files read 64 KB then dropped, unknown and traversing names);
+* **long polls** (``--polls`` held open at once) on the streams the registrations got, each reopened
+  ``--reconnect`` s after it was answered;
+* **slow readers** (``--readers`` at once): GET of the 9 MB runtime .wasm with a 4 KB receive buffer,
+  never read, reopened after the server closed it.
 
 Every answer's status line is counted by kind; the summary (stdout, one JSON object after the
 line ``ready``) also has the slow sockets' lifetimes and the attacker's own CPU time.
@@ -22,10 +29,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
 import re
+import socket
 import sys
 import time
 from collections import Counter
@@ -35,6 +44,9 @@ JUNK = [b"", b"not json", b"[]", b"null", b'{"type": "offer"}', b'{"sdp": 5, "ty
         b'{"sdp": "hello", "type": "offer"}', b"\xff\xfe\x00garbage", b"[" * 20000,
         b'{"sdp": "v=0\\r\\nm=video 9 UDP/TLS/RTP/SAVPF 96\\r\\n", "type": "offer"}',
         json.dumps({"sdp": "v=0\r\n" + "a=x\r\n" * 14000, "type": "offer"}).encode()]  # > 64 KB: 413
+
+
+WASM = "wasm/litert_wasm_internal.wasm"  # the largest file the server serves (9 MB)
 
 
 def real_sdp() -> str:
@@ -54,11 +66,15 @@ def real_sdp() -> str:
 
 class Attack:
     def __init__(self, url: str, seconds: float, offers: float, gets: float, slow: int, reconnect: float = 1.0,
-                 max_inflight: int = 128):
+                 max_inflight: int = 128, local: float = 0.0, polls: int = 0, readers: int = 0):
         u = urlsplit(url)
         self.host, self.port = u.hostname or "127.0.0.1", u.port or 80
         self.own = f"{self.host}:{self.port}"
         self.seconds, self.offers, self.gets, self.slow = seconds, offers, gets, slow
+        self.local, self.polls, self.readers = local, polls, readers
+        self.streams: list[dict] = []  # on-device streams our registrations got: {id, secret}
+        self.polls_open = 0
+        self.polls_open_max = 0
         self.reconnect, self.max_inflight = reconnect, max_inflight
         self.inflight = 0
         self.status: dict[str, Counter] = {}
@@ -66,6 +82,7 @@ class Attack:
         self.slow_opened = 0
         self.slow_closed_by_server = 0
         self.slow_lifetimes: list[float] = []
+        self.reader_lifetimes: list[float] = []
         self.slow_open_now = 0
         self.slow_open_max = 0
         self.sdp = ""
@@ -80,32 +97,41 @@ class Attack:
             lines.append(f"Content-Length: {len(body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
 
-    async def _send(self, kind: str, raw: bytes) -> None:
+    async def _send(self, kind: str, raw: bytes, wait: float = 10, keep: int | None = None) -> tuple[str, bytes]:
+        """Send one request; count and return (status, body). ``keep``: read that many bytes, then hang up."""
         counts = self.status.setdefault(kind, Counter())
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 5)
         except (OSError, asyncio.TimeoutError):
             counts["connect failed"] += 1
-            return
+            return "connect failed", b""
+        code, body = "closed", b""
         try:
             writer.write(raw)
             await writer.drain()
-            line = await asyncio.wait_for(reader.readline(), 10)
+            line = await asyncio.wait_for(reader.readline(), wait)
             m = re.match(rb"HTTP/1\.[01] (\d{3})", line)
-            counts[m.group(1).decode() if m else "closed"] += 1
-            await asyncio.wait_for(reader.read(), 5)  # the rest; Connection: close ends it
+            code = m.group(1).decode() if m else "closed"
+            counts[code] += 1
+            if keep is not None:
+                await asyncio.wait_for(reader.read(keep), 5)
+            else:  # the rest; Connection: close ends it
+                body = (await asyncio.wait_for(reader.read(), 5)).partition(b"\r\n\r\n")[2]
         except asyncio.TimeoutError:
             counts["timeout"] += 1
+            code = "timeout"
         except OSError:
             counts["reset"] += 1
+            code = "reset"
         finally:
             writer.close()
             try:
                 await writer.wait_closed()
             except OSError:
                 pass
+        return code, body
 
-    def _fire(self, kind: str, raw: bytes) -> None:
+    def _fire(self, kind: str, raw: bytes, **kw) -> None:
         if self.inflight >= self.max_inflight:
             self.skipped += 1
             return
@@ -113,10 +139,20 @@ class Attack:
 
         async def run():
             try:
-                await self._send(kind, raw)
+                code, body = await self._send(kind, raw, **kw)
+                if kind == "local register" and code == "200":
+                    self._remember(body)
             finally:
                 self.inflight -= 1
         asyncio.ensure_future(run())
+
+    def _remember(self, body: bytes) -> None:
+        try:
+            got = json.loads(body)
+            self.streams.append({"id": got["id"], "secret": got["secret"]})
+        except (ValueError, KeyError, TypeError):
+            return
+        del self.streams[:-32]
 
     def _offer(self) -> tuple[str, bytes]:
         r = random.random()
@@ -145,6 +181,95 @@ class Attack:
         host = random.choice(["evil.example", "rebind.attacker.test:8080", "", "192.168.1.1"])
         return "GET foreign Host", self._raw("GET", path, host=host)
 
+    # -- on-device routes -------------------------------------------------------------------------------
+    def _local(self) -> tuple:
+        r = random.random()
+        json_ct = {"Content-Type": "application/json"}
+        pub = random.choice(self.streams) if self.streams else {"id": os.urandom(6).hex(), "secret": "x"}
+        wrong = os.urandom(18).hex()
+        if r < 0.30:
+            return "local register", self._raw("POST", "/local", b"{}", extra=json_ct)
+        if r < 0.38:
+            return "local register text/plain", self._raw("POST", "/local", b"{}", extra={"Content-Type": "text/plain"})
+        if r < 0.46:
+            return "local register foreign Origin", self._raw("POST", "/local", b"{}",
+                                                              extra={**json_ct, "Origin": "http://evil.example"})
+        if r < 0.60:
+            body = json.dumps({"secret": wrong, "viewer": os.urandom(6).hex(), "type": "answer", "sdp": "v=0\r\n"})
+            return "local answer wrong secret", self._raw("POST", f"/local/{pub['id']}/answer", body.encode(),
+                                                          extra=json_ct)
+        if r < 0.70:
+            return "local answer junk", self._raw("POST", f"/local/{pub['id']}/answer", random.choice(JUNK),
+                                                  extra=json_ct)
+        if r < 0.78:
+            body = random.choice([json.dumps({"secret": wrong, "stats": {"fps": 30}}).encode(), *JUNK[:8]])
+            return "local stats wrong secret or junk", self._raw("POST", f"/local/{pub['id']}/stats", body,
+                                                                 extra=json_ct)
+        if r < 0.84:
+            return "local poll wrong secret", self._raw("GET", f"/local/{pub['id']}/next",
+                                                        extra={"X-Backdrop-Secret": wrong})
+        if r < 0.92:
+            path = random.choice(["/model/selfie", "/runtime/litert/dist/index.js", f"/runtime/litert/{WASM}"])
+            return "runtime/model file (64 KB read)", self._raw("GET", path), {"keep": 65536}
+        path = random.choice(["/runtime/litert/../../etc/passwd", "/runtime/litert/%2e%2e/x", "/runtime/nope/a.js",
+                              "/model/rvm", "/model/..%2fselfie", "/runtime/pdfjs/LICENSE.txt"])
+        return "runtime/model unknown name", self._raw("GET", path)
+
+    def _fire_local(self) -> None:
+        kind, raw, *kw = self._local()
+        self._fire(kind, raw, **(kw[0] if kw else {}))
+
+    async def _poll_one(self) -> None:
+        """One long poll after another on a stream our registrations got (the server caps them)."""
+        while time.monotonic() < self.end:
+            if not self.streams:
+                await asyncio.sleep(0.2)
+                continue
+            pub = random.choice(self.streams)
+            raw = self._raw("GET", f"/local/{pub['id']}/next", extra={"X-Backdrop-Secret": pub["secret"]})
+            self.polls_open += 1
+            self.polls_open_max = max(self.polls_open_max, self.polls_open)
+            try:
+                code, _ = await self._send("local long poll", raw, wait=max(0.1, min(25.0, self.end - time.monotonic())))
+            finally:
+                self.polls_open -= 1
+            if code == "404":
+                with contextlib.suppress(ValueError):
+                    self.streams.remove(pub)  # replaced or expired
+            await asyncio.sleep(self.reconnect)
+
+    async def _slow_reader(self) -> None:
+        counts = self.status.setdefault("slow reader (runtime .wasm, never read)", Counter())
+        raw = self._raw("GET", f"/runtime/litert/{WASM}")
+        loop = asyncio.get_running_loop()
+        while time.monotonic() < self.end:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.setblocking(False)
+            try:
+                await asyncio.wait_for(loop.sock_connect(sock, (self.host, self.port)), 5)
+                await loop.sock_sendall(sock, raw)
+                opened = time.monotonic()
+                while time.monotonic() < self.end:  # never read: only notice when the server closes it
+                    await asyncio.sleep(0.5)
+                    try:
+                        closed = not sock.recv(1, socket.MSG_PEEK)  # b"": FIN with nothing unread
+                    except BlockingIOError:
+                        closed = False
+                    except OSError:  # reset: the server aborted it
+                        closed = True
+                    if closed:
+                        counts["closed by server"] += 1
+                        self.reader_lifetimes.append(time.monotonic() - opened)
+                        break
+                else:
+                    counts["still open at the end"] += 1
+            except (OSError, asyncio.TimeoutError):
+                counts["reset or refused"] += 1
+            finally:
+                sock.close()
+            await asyncio.sleep(self.reconnect)
+
     async def _rate(self, per_second: float, make) -> None:
         if per_second <= 0:
             return
@@ -152,6 +277,14 @@ class Attack:
         t = time.monotonic()
         while time.monotonic() < self.end:
             self._fire(*make())
+            t += step
+            await asyncio.sleep(max(0.0, t - time.monotonic()))
+
+    async def _rate_call(self, per_second: float, fire) -> None:
+        step = 1.0 / per_second
+        t = time.monotonic()
+        while time.monotonic() < self.end:
+            fire()
             t += step
             await asyncio.sleep(max(0.0, t - time.monotonic()))
 
@@ -213,6 +346,10 @@ class Attack:
         tasks = [asyncio.ensure_future(self._slow_one(i)) for i in range(self.slow)]
         tasks += [asyncio.ensure_future(self._rate(self.offers, self._offer)),
                   asyncio.ensure_future(self._rate(self.gets, self._get))]
+        tasks += [asyncio.ensure_future(self._poll_one()) for _ in range(self.polls)]
+        tasks += [asyncio.ensure_future(self._slow_reader()) for _ in range(self.readers)]
+        if self.local > 0:
+            tasks.append(asyncio.ensure_future(self._rate_call(self.local, self._fire_local)))
         await asyncio.gather(*tasks, return_exceptions=True)
         for _ in range(100):  # let the last requests finish (at most 10 s)
             if not self.inflight:
@@ -225,6 +362,8 @@ class Attack:
         return {
             "seconds": round(wall, 1), "offers_per_s": self.offers, "gets_per_s": self.gets,
             "slow_sockets": self.slow, "reconnect_s": self.reconnect,
+            "local_per_s": self.local, "long_polls": self.polls, "slow_readers": self.readers,
+            "long_polls_open_max": self.polls_open_max, "local_streams_got": len(self.streams),
             "requests": {k: dict(sorted(v.items())) for k, v in sorted(self.status.items())},
             "requests_total": sum(sum(v.values()) for k, v in self.status.items() if not k.startswith("slow")),
             "skipped_inflight_full": self.skipped,
@@ -232,6 +371,8 @@ class Attack:
             "slow_closed_by_server": self.slow_closed_by_server,
             "slow_lifetime_s_p50": round(life[len(life) // 2], 2) if life else None,
             "slow_lifetime_s_max": round(life[-1], 2) if life else None,
+            "reader_lifetime_s_p50": round(sorted(self.reader_lifetimes)[len(self.reader_lifetimes) // 2], 2)
+            if self.reader_lifetimes else None,
             "attacker_cpu_pct": round(100 * cpu / wall, 1),
         }
 
@@ -245,8 +386,12 @@ def main(argv=None) -> int:
     ap.add_argument("--slow", type=int, default=300, help="slow sockets kept open at once")
     ap.add_argument("--reconnect", type=float, default=1.0,
                     help="seconds before a slow socket the server closed is reopened (slowloris: the next tick)")
+    ap.add_argument("--local", type=float, default=20.0, help="on-device route requests per second")
+    ap.add_argument("--polls", type=int, default=200, help="long polls held open at once")
+    ap.add_argument("--readers", type=int, default=20, help="slow readers of the runtime .wasm at once")
     args = ap.parse_args(argv)
-    attack = Attack(args.url, args.seconds, args.offers, args.gets, args.slow, args.reconnect)
+    attack = Attack(args.url, args.seconds, args.offers, args.gets, args.slow, args.reconnect,
+                    local=args.local, polls=args.polls, readers=args.readers)
     attack.sdp = real_sdp()
     print("ready", flush=True)
     result = asyncio.run(attack.run())

@@ -15,8 +15,11 @@ What runs (all on 127.0.0.1):
   processed stream; its fps is the frames it received per second;
 * the attack, in a separate process (``benchmarks/serve_attack.py``: one asyncio loop, raw
   sockets): offer spam (valid SDP, junk, text/plain, foreign Host / Origin, guessed /view tokens),
-  foreign-Host GETs of /stats /peers /view, and slow sockets (headers a byte at a time, never
-  finished; half a request line; an offer body that trickles), reopened when the server closes them.
+  foreign-Host GETs of /stats /peers /view, slow sockets (headers a byte at a time, never
+  finished; half a request line; an offer body that trickles), reopened when the server closes them,
+  and the on-device routes: POST /local registrations, answers and stats with wrong secrets or junk,
+  GET /runtime and /model, a couple of hundred long polls held open on the streams the attacker
+  registered, and slow readers of the 9 MB runtime file.
 
 Phases: warm-up, then ``--rounds`` times **baseline** (the peer alone) and **attack** (same length,
 a fresh attacker process), then **after** (the attack over; 25 s, past the 20 s in which offers
@@ -148,6 +151,8 @@ class Sampler(threading.Thread):
                                  "threads": s["threads"], "rss_mb": s["rss_mb"], "cpu_pct": cpu,
                                  "tasks": body["tasks"] if body else None,
                                  "publishers": body["publishers"] if body else None,
+                                 "local_polls": body.get("local_polls") if body else None,
+                                 "local_publishers": body.get("local_publishers") if body else None,
                                  "stats_ms": round(took * 1000, 1) if took is not None else None})
 
     def stop(self) -> None:
@@ -195,7 +200,8 @@ async def soak(server: Server, sampler: Sampler, args) -> dict:
         sampler.phase = "attacker starting"  # its imports and SDP are not part of the attack
         cmd = [sys.executable, str(ROOT / "benchmarks" / "serve_attack.py"), server.url, "--seconds",
                str(args.seconds), "--offers", str(args.offers), "--gets", str(args.gets), "--slow", str(args.slow),
-               "--reconnect", str(args.reconnect)]
+               "--reconnect", str(args.reconnect), "--local", str(args.local), "--polls", str(args.polls),
+               "--readers", str(args.readers)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
                                 env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
         try:
@@ -227,10 +233,10 @@ def kind(phase: str) -> str:
 def summarize(samples: list[dict], result: dict) -> dict:
     by = {k: [s for s in samples if kind(s["phase"]) == k] for k in ("baseline", "attack", "after")}
     series = {}
-    for key in ("fds", "threads", "rss_mb", "tasks", "cpu_pct", "stats_ms"):
+    for key in ("fds", "threads", "rss_mb", "tasks", "cpu_pct", "stats_ms", "local_polls", "local_publishers"):
         row = {}
         for p, ss in by.items():
-            vals = [s[key] for s in ss if s[key] is not None]
+            vals = [s[key] for s in ss if s.get(key) is not None]
             row[p] = {"min": min(vals), "max": max(vals), "last": vals[-1]} if vals else None
         series[key] = row
     # growing without bound shows as a level that keeps rising from one attack round to the next
@@ -267,6 +273,9 @@ def merge_attacks(attacks: list[dict]) -> dict:
                 row[code] = row.get(code, 0) + n
     for k in ("seconds", "requests_total", "slow_opened", "slow_closed_by_server", "skipped_inflight_full"):
         total[k] = round(sum(a[k] for a in attacks), 1)
+    for k in ("local_per_s", "long_polls", "slow_readers"):
+        total[k] = attacks[0].get(k)
+    total["long_polls_open_max"] = max(a.get("long_polls_open_max", 0) for a in attacks)
     for k in ("offers_per_s", "gets_per_s", "slow_sockets"):
         total[k] = attacks[0][k]
     total["reconnect_s"] = attacks[0].get("reconnect_s")
@@ -298,7 +307,9 @@ def table(report: dict) -> str:
         f"at the end of 'after': fds {last.get('fds')}, threads {last.get('threads')}, RSS {last.get('rss_mb')} MB, "
         f"tasks {last.get('tasks')}; back to the first baseline (fds, threads) / not above the attack (RSS): {back}",
         f"attack: {a['requests_total']:g} requests in {a['seconds']:g} s ({a['offers_per_s']:g} offers/s, "
-        f"{a['gets_per_s']:g} foreign-Host GETs/s), {a['slow_sockets']} slow sockets reopened after "
+        f"{a['gets_per_s']:g} foreign-Host GETs/s, {a.get('local_per_s') or 0:g} on-device route requests/s, "
+        f"{a.get('long_polls') or 0} long polls, {a.get('slow_readers') or 0} slow readers), "
+        f"{a['slow_sockets']} slow sockets reopened after "
         f"{a['reconnect_s']:g} s ({a['slow_opened']:g} opened, "
         f"{a['slow_closed_by_server']:g} closed by the server, lifetime p50 {a['slow_lifetime_s_p50']} s, "
         f"max {a['slow_lifetime_s_max']} s); attacker CPU up to {a['attacker_cpu_pct']}% of one core (it shares the "
@@ -308,6 +319,9 @@ def table(report: dict) -> str:
         f"GET /stats from a real client during the attack: max {sm['series']['stats_ms']['attack']['max']} ms, "
         f"{sm['stats_failed_during_attack']} failed; errors sent to the real peer: {len(report['errors_to_peer'])}; "
         f"this process's 1 s sampler woke up to {sm['sampler_late_s_max']} s late",
+        "server-held long polls max {}, on-device streams max {} (attacker had up to {} polls open)".format(
+            (sm["series"]["local_polls"]["attack"] or {}).get("max"),
+            (sm["series"]["local_publishers"]["attack"] or {}).get("max"), a.get("long_polls_open_max")),
         f"server log: {report['server_log']['lines']} lines, {report['server_log']['tracebacks']} tracebacks; "
         f"exit {report['server_exit']} on SIGTERM",
     ]
@@ -329,6 +343,9 @@ def main(argv=None) -> int:
     ap.add_argument("--slow", type=int, default=300, help="slow sockets open at once")
     ap.add_argument("--reconnect", type=float, default=1.0,
                     help="seconds before the attacker reopens a slow socket the server closed (0.05: a churn flood)")
+    ap.add_argument("--local", type=float, default=20.0, help="on-device route requests per second")
+    ap.add_argument("--polls", type=int, default=200, help="long polls the attacker holds open at once")
+    ap.add_argument("--readers", type=int, default=20, help="slow readers of the runtime .wasm at once")
     ap.add_argument("--json", default=None, metavar="PATH", help="write the whole report (samples included) here")
     args = ap.parse_args(argv)
     if not CLIP.exists():

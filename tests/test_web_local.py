@@ -279,3 +279,209 @@ def test_serve_starts_offline_from_the_cache_and_says_so_when_it_cannot(registry
     assert serve_cmd.fetch_browser_runtime(said.append, quiet=True) is True
     monkeypatch.setenv("BACKDROP_NPM_REGISTRY", "http://127.0.0.1:9")  # network cut: the cache serves
     assert serve_cmd.fetch_browser_runtime(said.append, quiet=True) is True and len(said) == 1
+
+
+# -- bounds: long polls, registrations, runtime downloads (the attack mix of benchmarks/serve_attack.py) ---------
+def _port(srv) -> int:
+    return int(srv.url.rstrip("/").rsplit(":", 1)[1])
+
+
+def _raw_poll(srv, pub) -> "socket.socket":
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", _port(srv)))
+    s.sendall(f"GET /local/{pub['id']}/next HTTP/1.1\r\nHost: 127.0.0.1:{_port(srv)}\r\n"
+              f"X-Backdrop-Secret: {pub['secret']}\r\n\r\n".encode())
+    return s
+
+
+def _read(sock, timeout=0.5) -> tuple[str | None, bytes]:
+    """(status code the server sent on ``sock`` or "closed" when it hung up, body); None if nothing yet."""
+    import socket
+
+    sock.settimeout(timeout)
+    try:
+        data = sock.recv(65536)
+    except socket.timeout:
+        return None, b""
+    except OSError:
+        return "closed", b""
+    if not data.startswith(b"HTTP/1.1 "):
+        return "closed", b""
+    return data[9:12].decode(), data.partition(b"\r\n\r\n")[2]
+
+
+def _status(sock, timeout=0.5) -> str | None:
+    return _read(sock, timeout)[0]
+
+
+def _wait_polls(srv, want, timeout=5.0) -> int:
+    import time
+
+    end = time.monotonic() + timeout
+    while srv.stats().get("local_polls") != want and time.monotonic() < end:
+        time.sleep(0.02)
+    return srv.stats().get("local_polls")
+
+
+@pytest.fixture
+def small_server():
+    """32 connections (so at most 8 on-device streams and 8 long polls) and a generous offer bucket,
+    so that the caps, not the rate limit, are what the tests meet."""
+    cfg = ServerConfig(port=0, max_connections=32, offer_rate=100.0, offer_burst=100)
+    with ServerThread(cfg) as srv:
+        yield srv
+
+
+def test_long_polls_on_one_page_cannot_lock_out_a_real_client(small_server):
+    """Was: 40 long polls on one registered stream held 40 busy connections for 20 s each, which the
+    connection cap (32) never evicts: every real request was reset. Now a page holds at most 2 polls
+    (a newer one answers the oldest with 204), the real client gets in, and a viewer's offer goes to
+    the page's newest poll."""
+    import time
+
+    srv = small_server
+    status, pub = post(srv, "/local", {})
+    assert status == 200
+    socks = [_raw_poll(srv, pub) for _ in range(40)]
+    try:
+        polls = _wait_polls(srv, 2)
+        for _ in range(3):
+            assert request(srv, "GET", "/config")[0] == 200
+        assert polls == 2
+        # the older polls were answered 204 at once (or, not yet parsed when 40 sockets met the cap of
+        # 32, closed as idle connections); two still wait
+        answered = [_status(s) for s in socks]
+        assert answered.count(None) == 2 and set(answered) <= {"204", "closed", None}, answered
+        assert answered.count("204") >= 8, answered
+        offer, result = viewer_offer(), {}
+        t = threading.Thread(target=lambda: result.update(
+            view=post(srv, "/view", {"sdp": offer, "type": "offer", "token": pub["token"]})))
+        t.start()
+        waiting = [s for s, a in zip(socks, answered) if a is None]
+        got: list = [(None, b"")] * 2
+        end = time.monotonic() + 10
+        while not any(code == "200" for code, _ in got) and time.monotonic() < end:
+            got = [g if g[0] else _read(s, timeout=0.1) for s, g in zip(waiting, got)]
+        codes = [code for code, _ in got]
+        assert codes.count("200") == 1 and codes.count(None) == 1, codes
+        body = next(b for code, b in got if code == "200")  # one poll got the offer, the other still waits
+        assert json.loads(body)["sdp"] == offer
+        answer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+        assert post(srv, f"/local/{pub['id']}/answer", {"secret": pub["secret"], "viewer": json.loads(body)["viewer"],
+                                                       "type": "answer", "sdp": answer})[0] == 200
+        t.join(20)
+        assert result["view"][0] == 200 and result["view"][1]["sdp"] == answer
+        assert request(srv, "GET", "/config")[0] == 200
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_long_polls_of_many_pages_are_capped_in_all(small_server):
+    """8 streams (the cap for 32 connections) each asking for 2 polls: at most 8 are held, and
+    every page keeps one (the one holding the most loses its oldest)."""
+    srv = small_server
+    pubs = [post(srv, "/local", {})[1] for _ in range(8)]
+    assert all("secret" in p for p in pubs)
+    assert post(srv, "/local", {})[0] == 503  # the ninth: no room, every page is fresh
+    socks = {p["id"]: [] for p in pubs}
+    try:
+        for _ in range(2):
+            for p in pubs:
+                socks[p["id"]].append(_raw_poll(srv, p))
+        assert _wait_polls(srv, 8) == 8
+        assert request(srv, "GET", "/config")[0] == 200
+        answered = {pid: [_status(s) for s in ss] for pid, ss in socks.items()}
+        assert all(a.count(None) >= 1 for a in answered.values()), answered  # each page keeps a poll
+        assert sum(a.count("204") for a in answered.values()) == 8, answered
+    finally:
+        for ss in socks.values():
+            for s in ss:
+                s.close()
+
+
+def test_registrations_from_one_address_are_capped():
+    """16 streams from one address, all polling: the 17th is 429 (was: registered, up to 64, the
+    whole server's cap, from one address). A stream whose page stopped polling makes room."""
+    import time
+
+    from backdrop.web import local
+
+    MAX_PER_ADDRESS, IDLE_GRACE = getattr(local, "MAX_PER_ADDRESS", 16), getattr(local, "IDLE_GRACE", 2.0)
+    cfg = ServerConfig(port=0, offer_rate=100.0, offer_burst=100)
+    with ServerThread(cfg) as srv:
+        pubs = [post(srv, "/local", {})[1] for _ in range(MAX_PER_ADDRESS)]
+        socks = [_raw_poll(srv, p) for p in pubs]
+        try:
+            polls = _wait_polls(srv, MAX_PER_ADDRESS)
+            status, body = post(srv, "/local", {})
+            assert status == 429 and "this address" in body["error"], (status, body)
+            assert polls == MAX_PER_ADDRESS
+            # the first page's poll ends (a viewer's offer), and it does not poll again
+            result = {}
+            t = threading.Thread(target=lambda: result.update(
+                view=post(srv, "/view", {"sdp": viewer_offer(), "type": "offer", "token": pubs[0]["token"]})))
+            t.start()
+            assert _status(socks[0], timeout=5.0) == "200"
+            time.sleep(IDLE_GRACE + 0.3)
+            status, newer = post(srv, "/local", {})
+            assert status == 200 and srv.stats()["local_publishers"] == MAX_PER_ADDRESS
+            # the replaced stream is gone: its page gets 404 (and registers again), its viewer 410
+            assert request(srv, "GET", f"/local/{pubs[0]['id']}/next",
+                           headers={"X-Backdrop-Secret": pubs[0]["secret"]})[0] == 404
+            t.join(20)
+            assert result["view"][0] == 410
+        finally:
+            for s in socks:
+                s.close()
+
+
+def test_runtime_downloads_nobody_reads_are_evicted_quietly(caplog):
+    """Clients that request the 9 MB runtime file and never read: over the connection cap they are
+    closed (after idle ones and slow bodies), a real client gets in, and the log has no traceback
+    (was: asyncio's InvalidStateError traceback from closing a connection mid-sendfile, per
+    eviction). A reader that does read gets the file's exact bytes."""
+    import hashlib
+    import logging
+    import os
+    import socket
+    import time
+
+    from backdrop.web.app import local_files
+    from backdrop.web.packages import LITERT
+
+    packages, _ = local_files()
+    if LITERT not in packages:
+        pytest.skip("the browser packages are not cached (backdrop models --fetch web)")
+    name = "wasm/litert_wasm_internal.wasm"
+    data = (package_dir(LITERT) / name).read_bytes()
+    caplog.set_level(logging.DEBUG)
+    with ServerThread(ServerConfig(port=0, max_connections=16)) as srv:
+        status, body = request(srv, "GET", f"/runtime/{LITERT.key}/{name}")
+        assert status == 200 and hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+        socks = []
+        fds = len(os.listdir("/proc/self/fd"))  # the server runs in this process
+        try:
+            for _ in range(24):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(("127.0.0.1", _port(srv)))
+                s.sendall(f"GET /runtime/{LITERT.key}/{name} HTTP/1.1\r\nHost: 127.0.0.1:{_port(srv)}\r\n\r\n"
+                          .encode())
+                socks.append(s)
+                time.sleep(0.02)
+            time.sleep(0.5)
+            for _ in range(3):
+                assert request(srv, "GET", "/config")[0] == 200
+            # our 24 sockets, and on the server at most the cap of 16 connections, each with its file
+            # open (before: the evicted ones lingered, closed only once the client read their buffer)
+            extra = len(os.listdir("/proc/self/fd")) - fds
+            assert extra <= 24 + 2 * 16 + 2, extra
+        finally:
+            for s in socks:
+                s.close()
+        time.sleep(0.5)
+    bad = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()
+           or "InvalidStateError" in r.getMessage() or r.levelno >= logging.ERROR]
+    assert not bad, [r.getMessage()[:200] for r in bad]

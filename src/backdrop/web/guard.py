@@ -12,7 +12,8 @@ socket bounds, one-line logs for malformed HTTP, and stale upload dirs.
 - **Sockets**: a header timeout (aiohttp's keep-alive timer closes a connection whose request
   headers are not complete in time) and a cap on open connections; over the cap, the oldest
   connections that have no request in progress are closed first, then those whose request body
-  is still trickling in, so slow sockets cannot lock a real client out.
+  is still trickling in, then those whose response the client is still being sent (a reader that
+  does not read), so slow sockets cannot lock a real client out.
 """
 
 from __future__ import annotations
@@ -138,30 +139,35 @@ def limit_connections(server, cap: int) -> None:
 
     Over the cap, the oldest connections without a request are closed first, then the oldest
     whose request body is still arriving (an offer body sent a byte at a time is no real client:
-    an offer is a few KB). A request whose body is complete is being served: it is kept, and when
-    every connection is such a one, the newcomer is refused instead. Connections already being
-    closed count for nothing.
+    an offer is a few KB), then the oldest whose response is still being written (a client that
+    does not read a 9 MB runtime file holds its connection for as long as it likes). A request
+    whose handler is running is kept, and when every connection is such a one, the newcomer is
+    refused instead (the long polls of on-device pages are such requests: ``local.py`` bounds
+    them). Connections already being closed count for nothing.
     """
     original = server.connection_made
 
     def connection_made(handler, transport):
         original(handler, transport)
-        idle, receiving, live = [], [], 0
+        idle, receiving, sending, live = [], [], [], 0
         for h in server._connections:
             if h is handler or getattr(h, "_force_close", False) or getattr(h, "transport", None) is None:
                 continue  # the newcomer, or closed already (it leaves at the next loop turn)
             live += 1
-            request = getattr(h, "_current_request", None)
+            request = getattr(h, "_current_request", None)  # set while the handler runs
             if request is None:
-                idle.append(h)
+                # the handler returned and the response is being written, or no request at all
+                (sending if getattr(h, "_request_in_progress", False) else idle).append(h)
             elif _body_pending(request):
                 receiving.append(h)
         excess = live + 1 - cap
         if excess <= 0:
             return
-        victims = (idle + receiving)[:excess]  # oldest first within each kind
+        victims = (idle + receiving + sending)[:excess]  # oldest first within each kind
         for h in victims:
             with contextlib.suppress(Exception):
+                if h in sending:  # close() would wait for a write buffer that client never reads
+                    h.transport.abort()
                 h.force_close()
         if len(victims) < excess:  # everything busy: refuse the newcomer instead
             # after aiohttp has started its handler task: closed here, at once, that task would

@@ -7,15 +7,27 @@ publisher, so the processed track goes browser to browser. The publisher long-po
 ``GET /local/{id}/next`` for viewers' offers and posts its answers to ``/local/{id}/answer``; its
 ``secret`` (known to its page only) authorises both, and viewers need its ``token`` as for a
 server-side stream.
+
+What one client can hold is bounded: a page keeps one long poll open (a newer poll of the same
+page answers its older one at once, 204: the older is most likely a connection that died; at
+most ``POLLS_PER_PUBLISHER``), all pages together at most one per registered stream (over that,
+the publisher holding the most polls loses its oldest), and at most ``MAX_PER_ADDRESS`` streams
+are registered from one address (a newer one replaces that address's oldest stream that is not
+polling, else 429). Registrations are also charged to the offer rate limit. So long polls, which
+the connection cap cannot evict (they are requests being served), never hold more than a
+quarter of ``max_connections``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,11 +35,16 @@ from .protocol import ClientError, json_response
 
 log = logging.getLogger(__name__)
 
-MAX_LOCAL_PUBLISHERS = 64     # a local publisher costs a queue and two strings
+MAX_LOCAL_PUBLISHERS = 64     # a local publisher costs a queue and two strings (and at most 64 long polls)
+MAX_PER_ADDRESS = 16          # on-device streams registered from one client address
+POLLS_PER_PUBLISHER = 2       # long polls one page may hold at once (it needs one)
 POLL_SECONDS = 20.0           # one long poll waits this long for a viewer
 GONE_AFTER = 45.0             # a publisher that has not polled for this long has left
+IDLE_GRACE = 2.0              # a page not polling, unseen this long, may make room for a new one
 ANSWER_SECONDS = 15.0         # a viewer waits this long for the publisher's answer
 MAX_WAITING = 8               # viewers' offers queued for one publisher
+MAX_STATS_KEYS = 32           # numbers a page may report about itself
+GONE = "gone"                 # what a long poll gets when its stream is dropped
 RUNTIME_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
                  ".tflite": "application/octet-stream", ".binarypb": "application/octet-stream",
                  ".data": "application/octet-stream", ".onnx": "application/octet-stream"}
@@ -38,9 +55,11 @@ class LocalPublisher:
     id: str = field(default_factory=lambda: secrets.token_hex(6))
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     view_token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    address: str = "?"
     created: float = field(default_factory=time.monotonic)
     seen: float = field(default_factory=time.monotonic)
-    offers: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(MAX_WAITING))
+    offers: deque = field(default_factory=deque)      # (viewer, sdp) for the next poll, oldest first
+    polls: list = field(default_factory=list)         # a future per long poll in progress, oldest first
     answers: dict[str, asyncio.Future] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     closed: bool = False
@@ -67,6 +86,8 @@ class LocalRoutes:
         self.packages = {p.key: p for p in packages}   # only fetched ones are served
         self.models = models                         # name -> cached path (browser-runnable only)
         self.publishers: dict[str, LocalPublisher] = {}
+        # streams, and long polls in all, that may exist at once: a quarter of the connections at most
+        self.max_publishers = min(MAX_LOCAL_PUBLISHERS, max(2, server.config.max_connections // 4))
 
     def add(self, router) -> None:
         router.add_get("/runtime/{key}/{path:.+}", self.runtime)
@@ -86,9 +107,7 @@ class LocalRoutes:
 
     # -- files
     def _send_file(self, path, suffix: str):
-        from aiohttp import web
-
-        return web.FileResponse(path, headers={"Content-Type": RUNTIME_TYPES.get(suffix, "application/octet-stream"),
+        return _chunked_file_response()(path, chunk_size=64 * 1024, headers={"Content-Type": RUNTIME_TYPES.get(suffix, "application/octet-stream"),
                                                "Cache-Control": "public, max-age=31536000, immutable",
                                                "Cross-Origin-Resource-Policy": "same-origin"})
 
@@ -118,13 +137,23 @@ class LocalRoutes:
             if now - pub.seen > GONE_AFTER:
                 self.drop(pub)
 
-    def drop(self, pub: LocalPublisher) -> None:
+    def drop(self, pub: LocalPublisher, why: str = "left") -> None:
         pub.closed = True
         self.publishers.pop(pub.id, None)
         for fut in pub.answers.values():
             if not fut.done():
                 fut.set_exception(ClientError("the stream ended", 410))
-        log.info("local peer %s left", pub.id)
+        for fut in pub.polls:
+            if not fut.done():
+                fut.set_result(GONE)
+        pub.polls.clear()
+        pub.offers.clear()
+        log.info("local peer %s %s", pub.id, why)
+
+    def _idle(self, pubs, now: float) -> LocalPublisher | None:
+        """The stream among ``pubs`` seen longest ago that has no poll open (a closed page), if any."""
+        idle = [p for p in pubs if not p.polls and now - p.seen > IDLE_GRACE]
+        return min(idle, key=lambda p: p.seen) if idle else None
 
     def by_token(self, token: str) -> LocalPublisher | None:
         self._expire()
@@ -155,9 +184,22 @@ class LocalRoutes:
             await self._json(request)
             self.server._charge(request)
             self._expire()
-            if len(self.publishers) >= MAX_LOCAL_PUBLISHERS:
-                raise ClientError("too many on-device streams on this server; try again later", 503)
-            pub = LocalPublisher()
+            now, address = time.monotonic(), request.remote or "?"
+            mine = [p for p in self.publishers.values() if p.address == address]
+            if len(mine) >= MAX_PER_ADDRESS:
+                old = self._idle(mine, now)
+                if old is None:
+                    self.server._refuse("local")
+                    raise ClientError(f"too many on-device streams from this address ({MAX_PER_ADDRESS}); "
+                                      "close some pages and try again", 429)
+                self.drop(old, "replaced by a newer stream from the same address")
+            if len(self.publishers) >= self.max_publishers:
+                old = self._idle(self.publishers.values(), now)
+                if old is None:
+                    self.server._refuse("local")
+                    raise ClientError("too many on-device streams on this server; try again later", 503)
+                self.drop(old, "replaced by a newer stream (it was not polling)")
+            pub = LocalPublisher(address=address)
             self.publishers[pub.id] = pub
             log.info("local peer %s joined (%d on-device)", pub.id, len(self.publishers))
             return json_response({"id": pub.id, "secret": pub.secret, "token": pub.view_token,
@@ -171,14 +213,63 @@ class LocalRoutes:
         try:
             pub = self._publisher(request, request.query.get("secret") or request.headers.get("X-Backdrop-Secret"))
         except ClientError as exc:
+            self.server._refuse("secret")
             return json_response({"error": str(exc)}, exc.status)
-        try:
-            viewer, sdp = await asyncio.wait_for(pub.offers.get(), POLL_SECONDS)
-        except asyncio.TimeoutError:
-            pub.seen = time.monotonic()
-            return web.Response(status=204, headers={"Cache-Control": "no-store"})
+        item = self._take(pub)
+        if item is None:
+            self._make_room(pub)
+            fut = asyncio.get_running_loop().create_future()
+            pub.polls.append(fut)
+            try:
+                await asyncio.wait({fut}, timeout=POLL_SECONDS)
+            finally:
+                with contextlib.suppress(ValueError):
+                    pub.polls.remove(fut)
+                if not fut.done():
+                    fut.set_result(None)
+            item = fut.result()
+            if isinstance(item, tuple) and (request.transport is None or request.transport.is_closing()):
+                self._give(pub, item, first=True)  # the page went away mid-poll: keep it for the next one
+                item = None
         pub.seen = time.monotonic()
+        if item == GONE:
+            return json_response({"error": "this on-device stream was closed (reload the page)"}, 404)
+        if item is None:  # timed out, or a newer poll of the page took over
+            return web.Response(status=204, headers={"Cache-Control": "no-store"})
+        viewer, sdp = item
         return json_response({"viewer": viewer, "sdp": sdp, "type": "offer"})
+
+    def _take(self, pub: LocalPublisher):
+        """The oldest queued offer whose viewer still waits, or None."""
+        while pub.offers:
+            viewer, sdp = pub.offers.popleft()
+            fut = pub.answers.get(viewer)
+            if fut is not None and not fut.done():
+                return viewer, sdp
+        return None
+
+    def _give(self, pub: LocalPublisher, item, first: bool = False) -> bool:
+        """Hand a viewer's offer to the page's newest waiting poll, or queue it (False: queue full)."""
+        while pub.polls:
+            fut = pub.polls.pop()
+            if not fut.done():
+                fut.set_result(item)
+                return True
+        if not first and len(pub.offers) >= MAX_WAITING:
+            return False
+        (pub.offers.appendleft if first else pub.offers.append)(item)
+        return True
+
+    def _make_room(self, pub: LocalPublisher) -> None:
+        """Before ``pub`` opens one more poll: its own oldest goes over ``POLLS_PER_PUBLISHER``, and
+        over the server's cap the oldest poll of whoever holds the most (answered 204 at once)."""
+        if len(pub.polls) >= POLLS_PER_PUBLISHER:
+            _release(pub.polls.pop(0))
+        if sum(len(p.polls) for p in self.publishers.values()) >= self.max_publishers:
+            richest = max(self.publishers.values(), key=lambda p: len(p.polls))
+            victim = richest if len(richest.polls) > 1 or not pub.polls else pub
+            if victim.polls:
+                _release(victim.polls.pop(0))
 
     async def answer(self, request):
         try:
@@ -202,9 +293,13 @@ class LocalRoutes:
             pub = self._publisher(request, body.get("secret"))
             stats = body.get("stats")
             if isinstance(stats, dict):
-                pub.stats = {k: v for k, v in stats.items()
-                             if isinstance(k, str) and len(k) < 32 and isinstance(v, (int, float, str))
-                             and len(str(v)) < 64}
+                kept = {}
+                for k, v in stats.items():
+                    if len(kept) >= MAX_STATS_KEYS:
+                        break
+                    if isinstance(k, str) and len(k) < 32 and isinstance(v, (int, float, str)) and len(str(v)) < 64:
+                        kept[k] = v
+                pub.stats = kept
             return json_response({"ok": True})
         except ClientError as exc:
             return json_response({"error": str(exc)}, exc.status)
@@ -215,10 +310,8 @@ class LocalRoutes:
         fut = asyncio.get_running_loop().create_future()
         pub.answers[viewer] = fut
         try:
-            try:
-                pub.offers.put_nowait((viewer, sdp))
-            except asyncio.QueueFull:
-                raise ClientError("too many viewers are connecting to this stream; try again", 503) from None
+            if not self._give(pub, (viewer, sdp)):
+                raise ClientError("too many viewers are connecting to this stream; try again", 503)
             try:
                 answer = await asyncio.wait_for(fut, ANSWER_SECONDS)
             except asyncio.TimeoutError:
@@ -229,4 +322,26 @@ class LocalRoutes:
 
     def stats(self) -> dict[str, Any]:
         self._expire()
-        return {"local_publishers": len(self.publishers)}
+        return {"local_publishers": len(self.publishers),
+                "local_polls": sum(len(p.polls) for p in self.publishers.values())}
+
+
+def _release(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+@functools.lru_cache(maxsize=1)
+def _chunked_file_response():
+    """aiohttp's FileResponse without ``loop.sendfile``: closing a connection mid-sendfile (the
+    connection cap evicting a client that does not read a 9 MB runtime file) makes Python 3.11's
+    asyncio log an ``InvalidStateError`` traceback from ``_call_connection_lost``. Chunks of 64 KB
+    through the transport instead; the memory per slow reader stays about one chunk."""
+    from aiohttp import web
+
+    class ChunkedFileResponse(web.FileResponse):
+        async def _sendfile(self, request, fobj, offset, count):
+            writer = await web.StreamResponse.prepare(self, request)
+            return await self._sendfile_fallback(writer, fobj, offset, count)
+
+    return ChunkedFileResponse
