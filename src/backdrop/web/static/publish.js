@@ -34,6 +34,7 @@ export class Publisher {
         const res = await fetch(`/local/${id}/next`, { headers: { "X-Backdrop-Secret": secret }, cache: "no-store" });
         if (res.status === 200) { this.answer(await res.json()).catch((e) => this.onError(`viewer: ${e}`)); }
         else if (res.status === 404) { await this.start(); return; }     // timed out: register again
+        else if (res.status !== 204) throw new Error(`poll refused (${res.status})`);  // 403/429/503: back off
         failures = 0;
       } catch (e) {
         failures += 1;
