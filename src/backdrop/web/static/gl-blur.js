@@ -37,12 +37,14 @@ void main() {
 export { variant };
 export function makeBlur(gl, targets) {
   const gauss = (sigma) => variant(gl, GAUSS, { R: Math.max(1, Math.ceil(3 * sigma)) });
-  // strength: the Gaussian's sigma at 640 px, as --background blur:S
-  return (frameTex, coeffs, refine, w, h, strength) => {
+  // strength: the Gaussian's sigma at 640 px, as --background blur:S; minFactor: downscale at
+  // least this much (the decontamination's room estimate needs only a coarse, person-free room:
+  // measured, made at full size it cost a colour background 2.8x the fps of blur)
+  return (frameTex, coeffs, refine, w, h, strength, minFactor = 1) => {
     const sigmaFull = strength * Math.max(w, h) / 640;
-    const factor = Math.max(1, Math.floor(sigmaFull / 3));
+    const factor = Math.max(minFactor, Math.floor(sigmaFull / 3));
     const sw = Math.max(1, Math.floor(w / factor)); const sh = Math.max(1, Math.floor(h / factor));
-    const sigma = Math.max(0.5, Math.min(8, sigmaFull / factor));
+    const sigma = Math.max(1, Math.min(8, sigmaFull / factor));
     const a = targets.get("blur-keep", sw, sh, "rgba16f");
     const b = targets.get("blur-x", sw, sh, "rgba16f");
     const out = targets.get("blurred", sw, sh, "rgba16f");

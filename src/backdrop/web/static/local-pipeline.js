@@ -91,7 +91,9 @@ export class GpuPipeline {
     const bg = { kind: s.kind, colour: s.colourRgb, coarseLod: 0 };
     let room = null;
     if (s.effect && (s.kind === "blur" || s.decontaminate)) {
-      room = this.blur(this.frameTex, coeffs, s.refine, w, h, s.kind === "blur" ? s.blur : 4);
+      // a blur background is the room estimate too; otherwise a coarse one (long side ~160)
+      room = s.kind === "blur" ? this.blur(this.frameTex, coeffs, s.refine, w, h, s.blur)
+        : this.blur(this.frameTex, coeffs, s.refine, w, h, 4, Math.max(1, Math.round(Math.max(w, h) / 160)));
       if (s.kind === "blur") { bg.blurred = room; bg.coarseLod = room.coarseLod; }
     }
     t0 = lap("blur", t0);
