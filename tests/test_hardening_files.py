@@ -275,7 +275,7 @@ class _RemovesOutputAfter:
     def __getattr__(self, name):
         return getattr(self.pipe, name)
 
-    def stream(self, items, image_of=lambda x: x):
+    def stream(self, items, image_of=lambda x: x, **kwargs):
         def counted():
             for item in items:
                 self.seen += 1
@@ -284,7 +284,7 @@ class _RemovesOutputAfter:
                 elif self.seen > self.after:
                     self.later += 1
                 yield item
-        return self.pipe.stream(counted(), image_of=image_of)
+        return self.pipe.stream(counted(), image_of=image_of, **kwargs)
 
 
 def test_output_folder_deleted_mid_video_stops_at_the_next_write(longer_clip, tmp_path):

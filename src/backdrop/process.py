@@ -70,7 +70,8 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
                                   preset=preset, audio_from=src if keep_audio and reader.has_audio else None)
 
         def composite(frames):
-            return ((item.pts, out) for item, _, out in pipe.stream(frames, image_of=lambda f: f.image))
+            return ((item.pts, out) for item, _, out in pipe.stream(frames, image_of=lambda f: f.image,
+                                                                          mattes=False))
 
         def finish(count: int) -> None:
             if strict and reader.truncated:

@@ -125,7 +125,7 @@ def bench_clip(clip: Path, cfg: BenchConfig, *, name: str, source: str, say: Say
             warm_up(pipe, clip)
             reader = VideoReader(clip)
             n = 0
-            for _item, _matte, out in pipe.stream(reader, image_of=lambda f: f.image):
+            for _item, _matte, out in pipe.stream(reader, image_of=lambda f: f.image, mattes=False):
                 h, w = out.shape[:2]
                 n += 1
             stages.update(stage_summary(pipe.timer, n))

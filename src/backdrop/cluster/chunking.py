@@ -222,7 +222,8 @@ def render_chunk(src: Path, dst: Path, chunk: Chunk, all_pts: list[int], pipe: A
 
     def own_range(frames: Iterator[Frame]) -> Iterator[tuple[int, Any]]:
         # warm-up and tail frames go through the pipeline for its state, not into the file
-        for (frame, keep), _, out in pipe.stream(feed(frames), image_of=lambda item: item[0].image):
+        for (frame, keep), _, out in pipe.stream(feed(frames), image_of=lambda item: item[0].image,
+                                                 mattes=False):
             if keep:
                 kept.append(frame.pts)
                 yield frame.pts, out

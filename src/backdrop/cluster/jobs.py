@@ -63,13 +63,13 @@ class _CrashingPipeline:
     def __getattr__(self, name):
         return getattr(self._pipe, name)
 
-    def stream(self, items, image_of=lambda x: x):
+    def stream(self, items, image_of=lambda x: x, **kwargs):
         def counted():
             for i, item in enumerate(items):
                 if i == CRASH_AFTER_FRAMES:
                     _maybe_crash(self._marker)
                 yield item
-        return self._pipe.stream(counted(), image_of=image_of)
+        return self._pipe.stream(counted(), image_of=image_of, **kwargs)
 
 
 def _make_pipeline(job: dict):

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..resize import downscale
+from .regions import crop_resize
 
 
 WORK_SIDE = 256
@@ -39,15 +40,13 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, radii=(45, 5)) -> 
     return F
 
 
-def decontaminate(frame: np.ndarray, small: np.ndarray, small_alpha: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Full-resolution frame with edge-band colours replaced by the estimated foreground.
-
-    ``small``/``small_alpha`` are the frame and matte at working size; ``alpha`` is the
-    full-resolution matte. Pixels with alpha 0 or 1 are returned unchanged.
-    """
+def decontamination(small: np.ndarray, small_alpha: np.ndarray) -> np.ndarray | None:
+    """The decontamination correction (int16 HxWx3 levels, limited to the edge band) at a grid of
+    at most ``WORK_SIDE``, for the frame and matte at working size ``small``/``small_alpha``; None
+    when the matte has no edge band (nothing to correct)."""
     band_small = (small_alpha > 0.01) & (small_alpha < 0.99)
     if not band_small.any():
-        return frame
+        return None
     if max(small.shape[:2]) > WORK_SIDE:  # colour estimates are smooth: a smaller grid will do
         k = WORK_SIDE / max(small.shape[:2])
         size = (max(1, round(small.shape[1] * k)), max(1, round(small.shape[0] * k)))
@@ -58,8 +57,31 @@ def decontaminate(frame: np.ndarray, small: np.ndarray, small_alpha: np.ndarray,
     # the correction, already limited to the band, at working size; one upsample, one add
     band = ((small_alpha > 0.01) & (small_alpha < 0.99)).astype(np.float32)
     band = cv2.dilate(band, np.ones((3, 3), np.uint8))
-    corr = ((F * 255.0 - small.astype(np.float32)) * band[..., None]).astype(np.int16)
-    h, w = frame.shape[:2]
-    if corr.shape[:2] != (h, w):
-        corr = cv2.resize(corr, (w, h), interpolation=cv2.INTER_LINEAR)
-    return cv2.add(frame, corr, dtype=cv2.CV_8U)
+    return ((F * 255.0 - small.astype(np.float32)) * band[..., None]).astype(np.int16)
+
+
+def apply_correction(fg: np.ndarray, corr: np.ndarray, size: tuple[int, int] | None = None,
+                     rect: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """``fg`` plus the working-size correction ``corr`` upsampled bilinearly to the frame's size,
+    saturating to uint8. int16 corrections are upsampled as they are, float32 ones rounded after
+    upsampling. With ``rect`` (x0, y0, x1, y1, on the correction's blocks: ``compose/regions.py``)
+    ``fg`` is that crop of a frame of ``size`` (w, h) and only it is computed."""
+    h, w = fg.shape[:2]
+    if rect is None:
+        up = corr if corr.shape[:2] == (h, w) else cv2.resize(corr, (w, h), interpolation=cv2.INTER_LINEAR)
+    else:
+        up = crop_resize(corr, size, rect)
+    if up.dtype != np.int16:
+        up = np.rint(up).astype(np.int16)
+    return cv2.add(fg, up, dtype=cv2.CV_8U)
+
+
+def decontaminate(frame: np.ndarray, small: np.ndarray, small_alpha: np.ndarray,
+                  alpha: np.ndarray | None = None) -> np.ndarray:
+    """Full-resolution frame with edge-band colours replaced by the estimated foreground.
+
+    ``small``/``small_alpha`` are the frame and matte at working size (``alpha``, the
+    full-resolution matte, is not needed). Pixels with alpha 0 or 1 are returned unchanged.
+    """
+    corr = decontamination(small, small_alpha)
+    return frame if corr is None else apply_correction(frame, corr)

@@ -29,6 +29,7 @@ from ..stages import STAGES
 from ..stages.base import HOOKS, StageContext, implements
 from ..stages.refine import bilinear_upsample
 from ..timing import StageTimer
+from .fused import FusedPass, fusable
 from .network import Network
 from .options import OPTIONS, PipelineOptions, check_overrides
 from .state import FrameState
@@ -76,6 +77,7 @@ class Pipeline:
         self.network = Network(segmenter, self.timer, matting_size=self.options.matting_size)
         self.background: Background = parse_background(background)
         self.index = -1
+        self.fused = FusedPass()
         self._make_stages()
 
     # -- the stages that are on ---------------------------------------------------------------
@@ -180,6 +182,14 @@ class Pipeline:
             return model
         return np.clip(model + bilinear_upsample(change, *fs.size), 0.0, 1.0)
 
+    def _output(self, fs: FrameState, matte: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+        """(matte, composite) of a frame whose work phase ran. Without ``matte`` (the caller needs
+        only the composite) the fused pass makes it where it can (``engine/fused.py``): the
+        full-size matte is then never made and ``None`` comes back for it."""
+        if not matte and fusable(self, fs):
+            return None, self.fused(self, fs)
+        return self._full(fs), self._compose(fs)
+
     def _compose(self, fs: FrameState) -> np.ndarray:
         """The compose phase: the background kind composites the person over itself."""
         bg = self.background
@@ -209,9 +219,7 @@ class Pipeline:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """Composite of one frame (no look-ahead), see :attr:`output_kind`."""
-        fs = self._work(frame)
-        self._full(fs)
-        return self._compose(fs)
+        return self._output(self._work(frame), matte=False)[1]
 
     def composite(self, frame: np.ndarray, matte: np.ndarray, index: int | None = None) -> np.ndarray:
         """Composite ``frame`` with a given matte (float32 HxW in [0, 1]) over the background."""
@@ -219,9 +227,12 @@ class Pipeline:
                         self.options.work_size, matte=matte)
         return self._compose(fs)
 
-    def stream(self, items: Iterable[T], image_of: Callable[[T], np.ndarray] = lambda x: x
-               ) -> Iterator[tuple[T, np.ndarray, np.ndarray]]:
+    def stream(self, items: Iterable[T], image_of: Callable[[T], np.ndarray] = lambda x: x, *,
+               mattes: bool = True) -> Iterator[tuple[T, np.ndarray | None, np.ndarray]]:
         """File-mode loop: yields ``(item, matte, output)`` for each item, in order.
+
+        ``mattes=False``: the caller needs only the outputs; the matte is None and the fused pass
+        makes the output where it can (file jobs: ``process_video``, batch, bench).
 
         When a stage needs the next frame (the one-frame delay; never live) each frame is held
         back one frame so it can see its successor; the last frame is flushed at the end.
@@ -231,15 +242,15 @@ class Pipeline:
         for item in items:
             fs = self._work(image_of(item))
             if not look:
-                yield item, self._full(fs), self._compose(fs)
+                yield (item, *self._output(fs, mattes))
                 continue
             if held is not None:
                 for stage in look:
                     self._run(stage, "look_ahead", held[1], fs)
-                yield held[0], self._full(held[1]), self._compose(held[1])
+                yield (held[0], *self._output(held[1], mattes))
             held = (item, fs)
         if held is not None:
-            yield held[0], self._full(held[1]), self._compose(held[1])
+            yield (held[0], *self._output(held[1], mattes))
 
     def start(self, *, fps: float | None = None, frames: int | None = None) -> None:
         """A file job begins: tell the background its frame rate and length (slide timing)."""

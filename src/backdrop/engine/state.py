@@ -14,6 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..compose.foreground import apply_correction
 from ..resize import downscale
 from ..timing import StageTimer
 
@@ -38,9 +39,31 @@ class FrameState:
     box: tuple[int, int, int, int] | None = None  # the crop the network ran on (None: whole frame)
     skipped: bool = False  # the network did not run: the last matte is reused
     weight: np.ndarray | None = None  # temporal fusion's weight of the past (working size)
-    matte: np.ndarray | None = None  # the matte at full size
-    fg: np.ndarray | None = None  # the person's colours for compositing (decontaminated frame)
+    matte: np.ndarray | None = None  # the matte at full size (None in the fused pass, which needs none)
+    fg_base: np.ndarray | None = None  # the person's colours before ``corrections`` (see ``fg``)
     extra: dict[str, Any] = field(default_factory=dict)  # for stages that need to pass more
+    corrections: list[np.ndarray] = field(default_factory=list)  # working-size colour corrections
+
+    @property
+    def fg(self) -> np.ndarray | None:
+        """The person's colours for compositing (decontaminated frame): ``fg_base`` with the
+        pending working-size ``corrections`` applied at full size (once, when first read). The
+        fused pass applies them only where the person's edge is (``engine/fused.py``)."""
+        if self.corrections:
+            fg = self.frame if self.fg_base is None else self.fg_base
+            for corr in self.corrections:
+                fg = apply_correction(fg, corr)
+            self.corrections, self.fg_base = [], fg
+        return self.fg_base
+
+    @fg.setter
+    def fg(self, value: np.ndarray | None) -> None:
+        self.corrections, self.fg_base = [], value
+
+    def add_correction(self, corr: np.ndarray) -> None:
+        """Add a colour correction made at working size (int16 levels, or float32 rounded after
+        upsampling) to the person's colours; it is upsampled bilinearly and added, saturating."""
+        self.corrections.append(corr)
 
     @property
     def size(self) -> tuple[int, int]:

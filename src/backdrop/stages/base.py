@@ -164,6 +164,27 @@ class Stage:
     def reset(self) -> None:
         """Forget per-stream state (a new stream starts)."""
 
+    # the fused full-resolution pass (engine/fused.py): refine + foreground + blend over the band only
+    def can_fuse(self, fs: "FrameState") -> bool:
+        """True when this stage can run in the fused pass for ``fs``: a full-phase stage that has
+        the three ``fuse_*`` hooks, a compose stage that never reads ``fs.matte`` nor the blend."""
+        return False
+
+    def fuse_prepare(self, fs: "FrameState") -> None:
+        """Working-size work before the full-size regions (guided coefficients)."""
+
+    def fuse_bounds(self, fs: "FrameState", tiles: Any) -> tuple[Any, Any] | None:
+        """Two tile maps: where this stage's matte is surely at most ``fused.SURE`` (background)
+        and surely at least ``1 - SURE`` (interior); None: no constraint."""
+        return None
+
+    def fuse_region(self, fs: "FrameState", rect: tuple[int, int, int, int], matte: Any) -> Any:
+        """The full-size matte over ``rect`` (x0, y0, x1, y1), from the previous stage's crop."""
+        return matte
+
+    def fuse_done(self, fs: "FrameState", tiles: Any, classes: Any) -> None:
+        """After the regions: the tile classes (``compose.regions.EXT/BAND/INT``) of this frame."""
+
 
 HOOKS = ("before", "segment", "after", "learn", "work", "look_ahead", "full", "foreground", "over", "finish")
 

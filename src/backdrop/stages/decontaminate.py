@@ -7,7 +7,7 @@ lowers the composite error in the edge band (docs/quality.md).
 
 from __future__ import annotations
 
-from ..compose.foreground import decontaminate
+from ..compose.foreground import decontamination
 from .base import Opt, Stage, StageSpec
 
 
@@ -17,8 +17,12 @@ class DecontaminateStage(Stage):
         if model_fg is not None:  # a matting model estimated the person's colours itself (RVM's fgr)
             fs.fg = model_fg
             return
-        small, small_a = fs.working_pair()
-        fs.fg = decontaminate(fs.frame, small, small_a, fs.matte)
+        corr = decontamination(*fs.working_pair())  # at working size; applied at full size when used
+        if corr is not None:
+            fs.add_correction(corr)
+
+    def can_fuse(self, fs) -> bool:
+        return True  # its correction is made at working size and never reads the full-size matte
 
 
 STAGE = StageSpec(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..compose.foreground import apply_correction
 from ..compose.chroma import direction, estimate_key, spill_colour
 from .base import Opt, Stage, StageSpec
 
@@ -35,20 +36,27 @@ class DespillStage(Stage):
         near = cv2.GaussianBlur(near.astype(np.float32), (0, 0), r / 2)
         weight = self.options.despill * np.clip(np.maximum(near * 1.5, small_a < 0.99), 0, 1)
         weight *= small_a > 0.002  # where no person shows, the colours do not matter
-        fs.fg = spill_correction(fs.fg, small, direction(key), weight.astype(np.float32))
+        corr = spill_at_working_size(small, direction(key), weight.astype(np.float32))
+        if corr is not None:
+            fs.add_correction(corr)
+
+    def can_fuse(self, fs) -> bool:
+        return True  # a working-size correction, like decontamination's
+
+
+def spill_at_working_size(small: np.ndarray, u: np.ndarray, weight: np.ndarray) -> np.ndarray | None:
+    """The spill correction (float32 HxWx3 levels) at working size, None when there is none."""
+    if not weight.any():
+        return None
+    return -(np.maximum(small.astype(np.float32) @ u, 0.0) * weight)[..., None] * u[None, None]
 
 
 def spill_correction(fg: np.ndarray, small: np.ndarray, u: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """``fg`` less the spill measured at working size (``small``, ``weight``): the correction is
     smooth, so it is computed small and upsampled once, like decontamination's (full-size work:
     one resize and one saturating add)."""
-    if not weight.any():
-        return fg
-    corr = -(np.maximum(small.astype(np.float32) @ u, 0.0) * weight)[..., None] * u[None, None]
-    h, w = fg.shape[:2]
-    if corr.shape[:2] != (h, w):
-        corr = cv2.resize(corr, (w, h), interpolation=cv2.INTER_LINEAR)
-    return cv2.add(fg, np.rint(corr).astype(np.int16), dtype=cv2.CV_8U)
+    corr = spill_at_working_size(small, u, weight)
+    return fg if corr is None else apply_correction(fg, corr)
 
 
 STAGE = StageSpec(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..compose.regions import SURE, crop_resize
 from .base import Opt, Stage, StageSpec
 
 
@@ -70,6 +71,27 @@ def guided_coefficients_colour(I: np.ndarray, p: np.ndarray, r: int, eps: float)
     return _box(A, r), _box(bb, r)
 
 
+def fold_grey(A: np.ndarray, b: np.ndarray, sharpen: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fold the contrast (sharpen) and the 1/255 scaling into the low-resolution coefficients,
+    so the full-resolution work is two resizes and one multiply-add on the 8-bit grey frame."""
+    k = 1.0 + max(0.0, sharpen)
+    return A * (k / 255.0), (b - 0.5) * k + 0.5
+
+
+def apply_grey(grey: np.ndarray, A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``clip(grey * A + b, 0, 1)`` for the uint8 grey frame and the upsampled coefficients."""
+    q = cv2.multiply(grey, A, dtype=cv2.CV_32F)
+    q += b
+    return np.clip(q, 0.0, 1.0, out=q)
+
+
+def grey_coefficients(guide_small: np.ndarray, matte_small: np.ndarray, opt: RefineOptions):
+    """The folded grey-guide coefficients (A, b) at working size (see :func:`fold_grey`)."""
+    I = cv2.cvtColor(guide_small, cv2.COLOR_RGB2GRAY).astype(np.float32) * (1 / 255)
+    A, b = guided_coefficients_grey(I, matte_small.astype(np.float32, copy=False), opt.radius, opt.eps)
+    return fold_grey(A, b, opt.sharpen)
+
+
 def fast_guided_upsample(frame: np.ndarray, guide_small: np.ndarray, matte_small: np.ndarray,
                          options: RefineOptions | None = None) -> np.ndarray:
     """Full-resolution matte from a working-resolution matte and the full-resolution frame.
@@ -92,20 +114,12 @@ def fast_guided_upsample(frame: np.ndarray, guide_small: np.ndarray, matte_small
             full_I = frame.astype(np.float32) * (1 / 255)
         q = (A_up * full_I).sum(axis=-1) + b_up
     else:
-        I = cv2.cvtColor(guide_small, cv2.COLOR_RGB2GRAY).astype(np.float32) * (1 / 255)
-        A, b = guided_coefficients_grey(I, p, opt.radius, opt.eps)
-        # fold the contrast (sharpen) and the 1/255 scaling into the low-resolution
-        # coefficients, so the full-resolution work is two resizes and one multiply-add
-        k = 1.0 + max(0.0, opt.sharpen)
-        A = A * (k / 255.0)
-        b = (b - 0.5) * k + 0.5
+        A, b = grey_coefficients(guide_small, p, opt)
         grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         if (sh, sw) != (h, w):
             A = cv2.resize(A, (w, h), interpolation=cv2.INTER_LINEAR)
             b = cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR)
-        q = cv2.multiply(grey, A, dtype=cv2.CV_32F)
-        q += b
-        return np.clip(q, 0.0, 1.0, out=q)
+        return apply_grey(grey, A, b)
     if opt.sharpen > 0:
         k = 1.0 + opt.sharpen
         q = (q - 0.5) * k + 0.5
@@ -163,6 +177,29 @@ class RefineStage(Stage):
             m = solve_unknown_band(fs.frame, m)
         fs.matte = m
         fs.extra["full_from"] = "refined"
+
+    # the fused pass: the same matte, computed only over the band (engine/fused.py)
+    def can_fuse(self, fs) -> bool:
+        return self.options.refine == "guided" and not RefineOptions().colour
+
+    def fuse_prepare(self, fs) -> None:
+        A, b = grey_coefficients(fs.small, fs.canvas, RefineOptions())
+        fs.extra["guided"] = A, b
+        fs.extra["full_from"] = "refined"
+
+    def fuse_bounds(self, fs, tiles):
+        A, b = fs.extra["guided"]
+        top = b + 255.0 * A  # the matte at a pixel lies between b and b + 255 A of its 2x2 cells
+        hi, lo = np.maximum(b, top), np.minimum(b, top)
+        k = np.ones((3, 3), np.uint8)  # a pixel's cells are its nearest cell and its neighbours
+        hi, lo = cv2.dilate(hi, k), cv2.erode(lo, k)
+        return tiles.pool(hi <= SURE, True), tiles.pool(lo >= 1.0 - SURE, True)
+
+    def fuse_region(self, fs, rect, matte):
+        A, b = fs.extra["guided"]
+        x0, y0, x1, y1 = rect
+        grey = cv2.cvtColor(fs.frame[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
+        return apply_grey(grey, crop_resize(A, fs.size, rect), crop_resize(b, fs.size, rect))
 
 
 STAGE = StageSpec(

@@ -15,23 +15,32 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..compose.regions import EXT, INT, crop_resize
 from .base import Stage, StageSpec
 from .temporal import LET_GO, let_go
 
 
 class FullSteadier:
-    """Per-stream state: the last full-size matte."""
+    """Per-stream state: the last full-size matte.
+
+    The fused pass (``engine/fused.py``) keeps it in one buffer of its own, updated in place over
+    the band only; there it is the exact matte where the last frame had a band and 0 or 1 where
+    it was sure (background or interior: the exact value is within ``SURE`` of that). ``classes``
+    holds the last frame's tile classes (None: not known).
+    """
 
     def __init__(self) -> None:
         self.prev_full: np.ndarray | None = None
+        self.classes: np.ndarray | None = None
+        self.owned = False  # prev_full is our buffer (the fused pass may write it in place)
 
     def reset(self) -> None:
-        self.prev_full = None
+        self.prev_full, self.classes, self.owned = None, None, False
 
     def __call__(self, full: np.ndarray, weight: np.ndarray | None) -> np.ndarray:
         """``full`` blended with the previous full-size matte by ``weight`` (working size)."""
         prev, w = self.prev_full, weight
-        self.prev_full = full
+        self.prev_full, self.classes, self.owned = full, None, False
         if prev is None or w is None or prev.shape != full.shape:
             return full
         h, wd = full.shape
@@ -57,6 +66,55 @@ class SteadyStage(Stage):
 
     def reset(self) -> None:
         self.steadier.reset()
+
+    # the fused pass: the same blend, over the band only, the last matte kept in one buffer
+    def can_fuse(self, fs) -> bool:
+        return True
+
+    def fuse_prepare(self, fs) -> None:
+        st = self.steadier
+        if st.prev_full is None or st.prev_full.shape != fs.frame.shape[:2]:
+            st.prev_full, st.classes, st.owned = np.zeros(fs.frame.shape[:2], np.float32), None, True
+            fs.extra["steady_first"] = True  # nothing to blend with (as when the shapes differ)
+        elif not st.owned:  # the last matte came from the unfused path: it may be a caller's array
+            st.prev_full, st.owned = st.prev_full.copy(), True
+
+    def fuse_bounds(self, fs, tiles):
+        st = self.steadier
+        if fs.extra.get("steady_first") or fs.weight is None:
+            return None  # the matte is the refined one as it is
+        if st.classes is None or st.classes.shape != tiles.shape:
+            none = np.zeros(tiles.shape, bool)
+            return none, none  # the last matte's range is not known: everything is band this frame
+        return st.classes == EXT, st.classes == INT
+
+    def fuse_region(self, fs, rect, matte):
+        x0, y0, x1, y1 = rect
+        prev = self.steadier.prev_full[y0:y1, x0:x1]
+        if fs.extra.get("steady_first") or fs.weight is None:
+            prev[:] = matte
+            return matte
+        w_up = crop_resize(fs.weight, fs.size, rect)
+        out = prev - matte
+        if LET_GO[0] < 1:
+            w_up = w_up * let_go(matte, prev, *LET_GO)
+        out *= w_up
+        out += matte
+        prev[:] = out
+        return out
+
+    def fuse_done(self, fs, tiles, classes) -> None:
+        """Where a tile became sure this frame, the kept matte becomes 0 or 1 (it was sure before
+        in the same way: it already is)."""
+        st = self.steadier
+        before = None if fs.extra.get("steady_first") else st.classes
+        if before is not None and before.shape != classes.shape:
+            before = None
+        for value, cls in ((0.0, EXT), (1.0, INT)):
+            mask = classes == cls if before is None else (classes == cls) & (before != cls)
+            for rows, cols in tiles.runs(mask):
+                st.prev_full[rows, cols] = value
+        st.classes = classes.copy()
 
 
 STAGE = StageSpec(

@@ -63,6 +63,11 @@ class Background:
         adjust(fs, bg)
         return finish(fs, blend(fs.fg, bg, fs.matte), bg)
 
+    def fuses(self, fs) -> bool:
+        """Whether the fused pass (``engine/fused.py``) can composite over this background: the
+        plain blend of :meth:`composite`, RGB out, and :meth:`render` needs no full-size matte."""
+        return type(self).composite is Background.composite and self.output_kind == "rgb"
+
     def close(self) -> None:
         pass
 

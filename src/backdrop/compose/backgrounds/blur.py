@@ -35,11 +35,18 @@ class BlurBackground(Background):
     def __init__(self, strength: float = DEFAULT_BLUR):
         self.strength = check_strength(strength)
 
-    def render(self, index, frame, alpha, small=None):
-        h, w = frame.shape[:2]
+    def _grid(self, w: int, h: int) -> tuple[float, int, int, int]:
         sigma_full = self.strength * max(h, w) / 640.0  # strength is sigma at 640 px
         factor = max(1, int(sigma_full / 3))
-        sw, sh = max(1, w // factor), max(1, h // factor)
+        return sigma_full, factor, max(1, w // factor), max(1, h // factor)
+
+    def fuses(self, fs) -> bool:  # the fill starts from the working-size frame: no full-size matte
+        small = fs.small
+        return super().fuses(fs) and small is not None and small.shape[1] >= self._grid(*fs.size)[2]
+
+    def render(self, index, frame, alpha, small=None):
+        h, w = frame.shape[:2]
+        sigma_full, factor, sw, sh = self._grid(w, h)
         if small is not None and small[0].shape[1] >= sw:  # start from the working-size frame
             src, src_a = small
         else:
