@@ -63,7 +63,13 @@ def frames_of(page) -> int:
 def wait_until(check, timeout=60.0, what="the page"):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        value = check()
+        try:
+            value = check()
+        except Exception as exc:  # the page is navigating (the switch reloads it): ask again
+            if "context was destroyed" not in str(exc) and "navigat" not in str(exc):
+                raise
+            time.sleep(0.25)
+            continue
         if value is not None and value is not False and not (isinstance(value, (int, float, str, list)) and not value):
             return value
         time.sleep(0.25)

@@ -20,6 +20,13 @@ from backdrop.compose.regions import BAND, EXT, INT, Tiles, crop_resize
 from conftest import shared_path
 
 
+@pytest.fixture(autouse=True)
+def fuse_every_size(monkeypatch, request):
+    """The equivalence tests fuse at every size (the default gate keeps small frames unfused)."""
+    if "default_gate" not in request.keywords:
+        monkeypatch.setattr("backdrop.engine.fused.FUSE_FROM_PIXELS", 0)
+
+
 def clip_frames(name: str, n: int, size: tuple[int, int] | None = None) -> list[np.ndarray]:
     out = []
     with av.open(str(shared_path("clips", name))) as c:
@@ -110,3 +117,12 @@ def test_tile_runs_cover_without_overlap():
     need = np.repeat(np.repeat(mask, t.th, 0), t.tw, 1)
     assert cover[need].min() == 1
     assert EXT != INT
+
+
+@pytest.mark.default_gate
+def test_small_frames_keep_the_unfused_path_and_large_ones_fuse(segmenter):
+    """720p is faster unfused (measured, FUSE_FROM_PIXELS); 1080p and up take the fused pass."""
+    for size, fused in (((1280, 720), False), ((1920, 1080), True)):
+        p = Pipeline(background="blur", segmenter=segmenter)
+        list(p.stream(clip_frames("office-desk-960x540.mp4", 2, size), mattes=False))
+        assert (p.fused.last_classes is not None) is fused, size

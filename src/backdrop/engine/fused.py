@@ -30,8 +30,17 @@ from ..compose.regions import BAND, EXT, GAP_TILES, INT, STRIP_PX, Tiles
 from .state import FrameState
 
 
+FUSE_FROM_PIXELS = 1600 * 900
+"""Frames smaller than this keep the unfused path. Measured with ``backdrop bench`` on the
+office-desk clip (docs/benchmarks.md, Speed): the fused pass took the end-to-end ratio at 1080p
+from 0.44 to 0.62 and at 4K from 0.51 to 0.79, but at 720p from 0.42 to 0.37 (its per-frame
+output copy and per-band-tile calls cost more than the full-frame passes it saves there)."""
+
+
 def fusable(pipe: Any, fs: FrameState) -> bool:
     """Whether frame ``fs`` of pipeline ``pipe`` can take the fused pass."""
+    if fs.size[0] * fs.size[1] < FUSE_FROM_PIXELS:
+        return False
     if fs.canvas is None or fs.small is None or "model_matte" in fs.extra or "model_fg" in fs.extra:
         return False
     full = pipe._hooks["full"]
