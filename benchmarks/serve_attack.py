@@ -5,10 +5,8 @@
 One process, one asyncio loop, raw sockets (no HTTP client library), so the attacker itself stays
 light on a machine whose cores it shares with the server and the real peer. For ``--seconds`` it runs:
 
-* **offer spam** (``--offers`` per second): POST /offer with a real aiortc SDP (valid-looking:
-  it passes validation and meets the rate limit, or the peer cap), junk bodies (not JSON, deep
-  nesting, bad SDP, over 64 KB), ``text/plain`` offers, foreign ``Host`` and foreign ``Origin``
-  headers; POST /view with guessed tokens;
+* **offer spam** (``--offers``/s): POST /offer with a real aiortc SDP, junk (not JSON, deep nesting,
+  bad SDP, over 64 KB), ``text/plain``, foreign ``Host``/``Origin``; POST /view with guessed tokens;
 * **foreign-Host GETs** (``--gets`` per second) of /stats, /peers, /view, /config;
 * **slow sockets** (``--slow`` at once, reopened ``--reconnect`` s after the server closed one): request headers
   sent a byte at a time and never finished (most), half a request line then silence, and
@@ -16,13 +14,11 @@ light on a machine whose cores it shares with the server and the real peer. For 
 * **on-device routes** (``--local`` per second): POST /local registrations (JSON, ``text/plain``,
   foreign Origin), answers and stats with wrong secrets or junk bodies, long polls with a wrong
   secret, GET /runtime and /model (real files read 64 KB then dropped, unknown and traversing names);
-* **long polls** (``--polls`` held open at once) on the streams the registrations got, each reopened
-  ``--reconnect`` s after it was answered;
-* **slow readers** (``--readers`` at once): GET of the 9 MB runtime .wasm with a 4 KB receive buffer,
-  never read, reopened after the server closed it.
+* **long polls** (``--polls`` open) on the registered streams, reopened ``--reconnect`` s after an answer;
+* **slow readers** (``--readers``): GET of the 9 MB runtime .wasm with a 4 KB buffer, never read.
 
-Every answer's status line is counted by kind; the summary (stdout, one JSON object after the
-line ``ready``) also has the slow sockets' lifetimes and the attacker's own CPU time.
+Every answer's status is counted by kind; the summary (stdout, one JSON object after ``ready``)
+also has the slow sockets' lifetimes and the attacker's own CPU time.
 """
 
 from __future__ import annotations
@@ -44,8 +40,6 @@ JUNK = [b"", b"not json", b"[]", b"null", b'{"type": "offer"}', b'{"sdp": 5, "ty
         b'{"sdp": "hello", "type": "offer"}', b"\xff\xfe\x00garbage", b"[" * 20000,
         b'{"sdp": "v=0\\r\\nm=video 9 UDP/TLS/RTP/SAVPF 96\\r\\n", "type": "offer"}',
         json.dumps({"sdp": "v=0\r\n" + "a=x\r\n" * 14000, "type": "offer"}).encode()]  # > 64 KB: 413
-
-
 WASM = "wasm/litert_wasm_internal.wasm"  # the largest file the server serves (9 MB)
 
 
@@ -377,18 +371,21 @@ class Attack:
         }
 
 
+def add_mix_args(ap: argparse.ArgumentParser) -> None:  # here, and passed through by serve_soak.py
+    ap.add_argument("--offers", type=float, default=60.0, help="offer-spam requests per second")
+    ap.add_argument("--gets", type=float, default=20.0, help="foreign-Host GETs per second")
+    ap.add_argument("--slow", type=int, default=300, help="slow sockets kept open at once")
+    ap.add_argument("--reconnect", type=float, default=1.0, help="seconds before a closed slow socket is reopened (0.05: churn)")
+    ap.add_argument("--local", type=float, default=20.0, help="on-device route requests per second")
+    ap.add_argument("--polls", type=int, default=200, help="long polls held open at once")
+    ap.add_argument("--readers", type=int, default=20, help="slow readers of the runtime .wasm at once")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("url")
     ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--offers", type=float, default=60.0, help="offer-spam requests per second")
-    ap.add_argument("--gets", type=float, default=20.0, help="foreign-Host GETs per second")
-    ap.add_argument("--slow", type=int, default=300, help="slow sockets kept open at once")
-    ap.add_argument("--reconnect", type=float, default=1.0,
-                    help="seconds before a slow socket the server closed is reopened (slowloris: the next tick)")
-    ap.add_argument("--local", type=float, default=20.0, help="on-device route requests per second")
-    ap.add_argument("--polls", type=int, default=200, help="long polls held open at once")
-    ap.add_argument("--readers", type=int, default=20, help="slow readers of the runtime .wasm at once")
+    add_mix_args(ap)
     args = ap.parse_args(argv)
     attack = Attack(args.url, args.seconds, args.offers, args.gets, args.slow, args.reconnect,
                     local=args.local, polls=args.polls, readers=args.readers)

@@ -51,6 +51,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from serve_attack import add_mix_args  # noqa: E402  (the attack mix's knobs, declared once)
+
 SHARED = Path(os.environ.get("BACKDROP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CLIP = SHARED / "clips" / "talking-room-512x480.mp4"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -338,14 +341,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=60, help="clip frames looped by the real peer")
     ap.add_argument("--background", default="blur")
     ap.add_argument("--max-peers", type=int, default=4)
-    ap.add_argument("--offers", type=float, default=60.0, help="offer-spam requests per second")
-    ap.add_argument("--gets", type=float, default=20.0, help="foreign-Host GETs per second")
-    ap.add_argument("--slow", type=int, default=300, help="slow sockets open at once")
-    ap.add_argument("--reconnect", type=float, default=1.0,
-                    help="seconds before the attacker reopens a slow socket the server closed (0.05: a churn flood)")
-    ap.add_argument("--local", type=float, default=20.0, help="on-device route requests per second")
-    ap.add_argument("--polls", type=int, default=200, help="long polls the attacker holds open at once")
-    ap.add_argument("--readers", type=int, default=20, help="slow readers of the runtime .wasm at once")
+    add_mix_args(ap)
     ap.add_argument("--json", default=None, metavar="PATH", help="write the whole report (samples included) here")
     args = ap.parse_args(argv)
     if not CLIP.exists():

@@ -193,6 +193,18 @@ def check_written(tmp_path: Path) -> None:
         raise _removed(Path(tmp_path), dst)
 
 
+def output_error(exc: OSError, dst: Path) -> OutputError:
+    """The one-line error for an OSError met while writing ``dst`` (full disk, permissions, a
+    folder or temp file removed under us, anything else)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutputError(f"no space left on the device while writing {dst}")
+    if isinstance(exc, PermissionError):
+        return OutputError(f"permission denied writing {dst}")
+    if isinstance(exc, FileNotFoundError):
+        return OutputError(f"cannot write {dst}: the output folder or the temporary file was removed")
+    return OutputError(f"cannot write {dst}: {exc.strerror or exc}")
+
+
 def commit_temp(tmp_path: Path, dst: Path) -> None:
     """Rename a finished temp file over ``dst``; on failure a one-line output error, and the temp
     file removed."""
@@ -203,13 +215,7 @@ def commit_temp(tmp_path: Path, dst: Path) -> None:
         os.replace(tmp_path, dst)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise OutputError(f"no space left on the device while writing {dst}") from None
-        if isinstance(exc, PermissionError):
-            raise OutputError(f"permission denied writing {dst}") from None
-        if isinstance(exc, FileNotFoundError):
-            raise OutputError(f"cannot write {dst}: the output folder or the temporary file was removed") from None
-        raise OutputError(f"cannot write {dst}: {exc.strerror or exc}") from None
+        raise output_error(exc, dst) from None
 
 
 def close_temp(tmp_path: Path, fd: int) -> None:
@@ -234,13 +240,7 @@ def atomic_output(dst: Path) -> Iterator[Path]:
         commit_temp(tmp_path, dst)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise OutputError(f"no space left on the device while writing {dst}") from None
-        if isinstance(exc, PermissionError):
-            raise OutputError(f"permission denied writing {dst}") from None
-        if isinstance(exc, FileNotFoundError):
-            raise OutputError(f"cannot write {dst}: the output folder or the temporary file was removed") from None
-        raise OutputError(f"cannot write {dst}: {exc.strerror or exc}") from None
+        raise output_error(exc, dst) from None
     except OutputError as exc:
         tmp_path.unlink(missing_ok=True)
         text = str(exc)
