@@ -133,27 +133,6 @@ def tree_cpu(proc) -> float:
     return total
 
 
-class Server:
-    def __init__(self, src: Path = ROOT / "src"):
-        import psutil
-
-        env = {**os.environ, "PYTHONPATH": str(src)}
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER_CHILD], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, env=env)
-        self.url = self.proc.stdout.readline().strip()
-        if not self.url.startswith("http://127.0.0.1:"):
-            self.proc.kill()
-            raise RuntimeError(f"server did not start: {self.url!r}")
-        self.ps = psutil.Process(self.proc.pid)
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 def browser_tree():  # the Chromium that Playwright's driver started (its parent is not Chromium)
     import psutil
 
@@ -362,7 +341,9 @@ def main(argv=None) -> int:
            "clip": args.clip.name, "chromium": version, "load_start": load(), "runs": [], "mattes": [],
            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count()}
     print(f"{version}; {os.cpu_count()} CPUs; load {res['load_start']}; page {page_hash} from {args.server_src}", flush=True)
-    server = Server(args.server_src)
+    from live import ServerProcess  # benchmarks/live.py: the same child-process server
+
+    server = ServerProcess(SERVER_CHILD, args.server_src)
     try:
         with tempfile.TemporaryDirectory(prefix="browser-local-") as tmp, sync_playwright() as pw:
             tmp = Path(tmp)

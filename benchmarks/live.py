@@ -79,9 +79,12 @@ serve(cfg, on_ready=lambda url: print(url, flush=True))
 
 
 class ServerProcess:
-    def __init__(self):
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER_CHILD], stdout=subprocess.PIPE,
+    """``backdrop serve`` in a child process running ``child`` (its URL on the first stdout line),
+    from the sources in ``src``; also used by benchmarks/browser_local.py."""
+
+    def __init__(self, child: str = SERVER_CHILD, src: Path = ROOT / "src"):
+        env = {**os.environ, "PYTHONPATH": str(src)}
+        self.proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True, env=env)
         self.url = self.proc.stdout.readline().strip()
         if not self.url.startswith("http://127.0.0.1:"):

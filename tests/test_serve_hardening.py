@@ -25,6 +25,7 @@ pytest.importorskip("aiortc", reason="the [web] extra (aiortc, aiohttp) is not i
 pytest.importorskip("aiohttp", reason="the [web] extra (aiortc, aiohttp) is not installed")
 
 from backdrop.web.client import Client  # noqa: E402
+from test_web import wait_for as wait_until  # noqa: E402  (one polling loop for the web tests)
 from backdrop.web.server import ServerConfig, ServerThread  # noqa: E402
 
 FRAMES = [np.full((240, 320, 3), 90, np.uint8)]
@@ -285,12 +286,7 @@ def test_a_newcomer_refused_over_the_cap_leaves_no_traceback(monkeypatch, caplog
 
 
 def wait_for(pred, timeout, interval=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(interval)
-    return pred()
+    return wait_until(pred, timeout, interval)
 
 
 # -- 5. backgrounds: garbage mid-stream, oversized, stale files -----------------------------------------------------
