@@ -12,7 +12,6 @@ import asyncio
 import gc
 import json
 import logging
-import secrets
 import shutil
 import time
 from typing import Any
@@ -24,7 +23,7 @@ from .ice import loopback_ice
 from .local import LocalRoutes
 from .memory import process_memory, release_free_memory
 from .peers import Peer, PublisherPeer, ViewerPeer
-from .protocol import ClientError, check_offer_body, check_sdp, json_response, one_line
+from .protocol import ClientError, check_offer_body, check_sdp, json_response, one_line, same_secret
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +151,7 @@ class BackdropServer:
 
     def by_token(self, token: Any) -> PublisherPeer | None:
         """The publisher whose viewer token this is (constant-time compare), or None."""
-        if not isinstance(token, str) or not token:
-            return None
-        for p in self.publishers.values():
-            if secrets.compare_digest(p.view_token.encode(), token.encode()[:256]):
-                return p
-        return None
+        return next((p for p in self.publishers.values() if same_secret(p.view_token, token)), None)
 
     async def get_peers(self, request):
         # only the stream whose token is presented: ids of other peers are nobody's business

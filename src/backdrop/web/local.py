@@ -31,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import ClientError, json_response
+from .protocol import ClientError, json_response, same_secret
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,6 @@ class LocalPublisher:
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "where": "browser", "fps": self.stats.get("fps"),
                 "age_s": round(time.monotonic() - self.created, 1)}
-
-
-def _secret_ok(pub: LocalPublisher, secret: Any) -> bool:
-    return isinstance(secret, str) and secrets.compare_digest(pub.secret.encode(), secret.encode()[:256])
 
 
 class LocalRoutes:
@@ -157,14 +153,11 @@ class LocalRoutes:
 
     def by_token(self, token: str) -> LocalPublisher | None:
         self._expire()
-        for pub in self.publishers.values():
-            if secrets.compare_digest(pub.view_token.encode(), token.encode()[:256]):
-                return pub
-        return None
+        return next((p for p in self.publishers.values() if same_secret(p.view_token, token)), None)
 
     def _publisher(self, request, secret: Any) -> LocalPublisher:
         pub = self.publishers.get(request.match_info["id"])
-        if pub is None or not _secret_ok(pub, secret):
+        if pub is None or not same_secret(pub.secret, secret):
             raise ClientError("no such on-device stream (it may have timed out; reload the page)", 404)
         pub.seen = time.monotonic()
         return pub

@@ -27,6 +27,14 @@ def json_response(obj: Any, status: int = 200):
     return web.json_response(obj, status=status, headers={"Cache-Control": "no-store"})
 
 
+def same_secret(expected: str, given: Any) -> bool:
+    """Whether ``given`` is the secret (token) ``expected``: a constant-time compare of at most
+    256 bytes, False for anything not a non-empty string."""
+    import secrets
+
+    return isinstance(given, str) and bool(given) and secrets.compare_digest(expected.encode(), given.encode()[:256])
+
+
 def one_line(exc: BaseException, limit: int = 200) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:limit]

@@ -34,9 +34,14 @@ void main() {
   outColor = acc / wsum;
 }`;
 
-export { variant };
+// the separable Gaussian of `src` into `out` (x into `tmp`, then y), one compiled variant per radius
+export function gaussian(gl, src, tmp, out, sigma) {
+  const prog = variant(gl, GAUSS, { R: Math.max(1, Math.ceil(3 * sigma)) });
+  draw(gl, prog, tmp, { src, step: [1 / src.width, 0], sigma });
+  draw(gl, prog, out, { src: tmp, step: [0, 1 / tmp.height], sigma });
+}
+
 export function makeBlur(gl, targets) {
-  const gauss = (sigma) => variant(gl, GAUSS, { R: Math.max(1, Math.ceil(3 * sigma)) });
   // strength: the Gaussian's sigma at 640 px, as --background blur:S; minFactor: downscale at
   // least this much (the decontamination's room estimate needs only a coarse, person-free room:
   // measured, made at full size it cost a colour background 2.8x the fps of blur)
@@ -49,8 +54,7 @@ export function makeBlur(gl, targets) {
     const b = targets.get("blur-x", sw, sh, "rgba16f");
     const out = targets.get("blurred", sw, sh, "rgba16f");
     draw(gl, variant(gl, KEEP, { REFINE: refine }), a, { frame: frameTex, coeffs, texel: [1 / sw, 1 / sh] });
-    draw(gl, gauss(sigma), b, { src: a, step: [1 / sw, 0], sigma });
-    draw(gl, gauss(sigma), out, { src: b, step: [0, 1 / sh], sigma });
+    gaussian(gl, a, b, out, sigma);
     gl.bindTexture(gl.TEXTURE_2D, out.tex);
     gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR_MIPMAP_LINEAR);
     gl.generateMipmap(gl.TEXTURE_2D);

@@ -4,7 +4,7 @@
 "use strict";
 import { variant, draw } from "./gl.js";
 import { ALPHA_GLSL, BACKGROUND_GLSL, KINDS, backgroundInputs } from "./gl-background.js";
-import { GAUSS } from "./gl-blur.js";
+import { gaussian } from "./gl-blur.js";
 
 const OUTSIDE = ALPHA_GLSL + BACKGROUND_GLSL + `
 void main() {
@@ -13,7 +13,6 @@ void main() {
 }`;
 
 export function makeWrap(gl, targets) {
-  const gauss = (sigma) => variant(gl, GAUSS, { R: Math.max(1, Math.ceil(3 * sigma)) });
   return (frameTex, coeffs, refine, bg, w, h) => {
     const s = Math.min(1, 320 / Math.max(w, h));
     const sw = Math.max(1, Math.round(w * s)); const sh = Math.max(1, Math.round(h * s));
@@ -22,8 +21,7 @@ export function makeWrap(gl, targets) {
     const b = targets.get("wrap-x", sw, sh, "rgba16f");
     const out = targets.get("wrap", sw, sh, "rgba16f");
     draw(gl, variant(gl, OUTSIDE, { REFINE: refine, KIND: KINDS[bg.kind] ?? 0 }), a, { frame: frameTex, coeffs, ...backgroundInputs(bg) });
-    draw(gl, gauss(sigma), b, { src: a, step: [1 / sw, 0], sigma });
-    draw(gl, gauss(sigma), out, { src: b, step: [0, 1 / sh], sigma });
+    gaussian(gl, a, b, out, sigma);
     return out;
   };
 }

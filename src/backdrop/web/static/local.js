@@ -6,7 +6,7 @@ import { GpuPipeline } from "./local-pipeline.js";
 import { createSegmenter } from "./segment.js";
 import { Slides, presenterPlacement, trackBox } from "./slides.js";
 import { Publisher, Recorder } from "./publish.js";
-import { RoiTracker, cropUv } from "./roi.js";
+import { RoiTracker, cropUv, personBox } from "./roi.js";
 
 const $ = (id) => document.getElementById(id);
 const FPS = 30;
@@ -178,13 +178,14 @@ export async function startLocal(config) {
       const [iw, ih] = segmenter.inputSize;
       const crop = s.roi ? roi.next(w, h) : null;
       const m = await segmenter.segment(pipeline.takeFrame(video, w, h, iw, ih, cropUv(crop, w, h)));
-      roi.update(m.mask, m.width, m.height, crop, w, h);
+      const found = personBox(m.mask, m.width, m.height, crop || [0, 0, w, h]);
+      roi.update(found, m.mask, m.width, m.height, crop, w, h);
       if (params.has("debug")) state.debug = { mask: m.mask, input: pipeline.lastInput };
       state.crop = crop;
       state.ms.segment = performance.now() - t1;
       Object.assign(state.ms, m.ms || {});
       if (s.kind === "presenter") {
-        box = trackBox(box, m.mask, m.width, m.height, crop || [0, 0, w, h]);
+        box = trackBox(box, found);
         s.place = presenterPlacement(box, w, h);
       }
       if (state.backgroundVideo && s.kind === "image" && state.backgroundVideo.readyState >= 2) {

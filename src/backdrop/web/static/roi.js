@@ -22,22 +22,12 @@ export class RoiTracker {
     return this.fit(this.level.map((v, i) => v + this.trend[i]), w, h);
   }
 
-  // observe the network's mask (mw x mh, top row first) made on `used` (null: the whole frame)
-  update(mask, mw, mh, used, w, h) {
-    const [cx0, cy0, cx1, cy1] = used || [0, 0, w, h];
-    let x0 = mw; let y0 = mh; let x1 = -1; let y1 = -1; let n = 0;
-    for (let y = 0; y < mh; y += 1) {
-      for (let x = 0; x < mw; x += 1) {
-        if (mask[y * mw + x] > 0.5) {
-          n += 1; if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
-        }
-      }
-    }
-    if (n < 4 || (used && this.leaving(mask, mw, mh, used, w, h))) { this.reset(); return; }
-    const sx = (cx1 - cx0) / mw; const sy = (cy1 - cy0) / mh;
-    const bx0 = cx0 + x0 * sx; const bx1 = cx0 + (x1 + 1) * sx; const by0 = cy0 + y0 * sy; const by1 = cy0 + (y1 + 1) * sy;
-    const bw = bx1 - bx0; const bh = by1 - by0;
-    const target = [bx0 - MARGIN * bw, by0 - MARGIN * bh, bx1 + MARGIN * bw, by1 + MARGIN * bh];
+  // observe the network's mask (mw x mh, top row first) made on `used` (null: the whole frame),
+  // and `found`, its person box from personBox()
+  update(found, mask, mw, mh, used, w, h) {
+    if (!found || found.n < 4 || (used && this.leaving(mask, mw, mh, used, w, h))) { this.reset(); return; }
+    const bw = found.x1 - found.x0; const bh = found.y1 - found.y0;
+    const target = [found.x0 - MARGIN * bw, found.y0 - MARGIN * bh, found.x1 + MARGIN * bw, found.y1 + MARGIN * bh];
     if (!this.level) { this.level = target; this.trend = [0, 0, 0, 0]; } else {
       const prev = this.level;
       this.level = target.map((v, i) => ALPHA * v + (1 - ALPHA) * (prev[i] + this.trend[i]));
@@ -65,6 +55,24 @@ export class RoiTracker {
     const nx = Math.min(Math.max(cx - bw / 2, 0), w - bw); const ny = Math.min(Math.max(cy - bh / 2, 0), h - bh);
     return [Math.round(nx), Math.round(ny), Math.round(nx + bw), Math.round(ny + bh)];
   }
+}
+
+// The box of the mask's person (alpha > 0.5) in frame pixels, the mask made on `crop` (frame
+// pixels, x0 y0 x1 y1), with its pixel count n; null when nobody. One scan a frame serves the ROI
+// and presenter placement.
+export function personBox(mask, mw, mh, [cx0, cy0, cx1, cy1]) {
+  let x0 = mw; let y0 = mh; let x1 = -1; let y1 = -1; let n = 0;
+  for (let y = 0; y < mh; y += 1) {
+    const row = y * mw;
+    for (let x = 0; x < mw; x += 1) {
+      if (mask[row + x] > 0.5) {
+        n += 1; if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; y1 = y;
+      }
+    }
+  }
+  if (!n) return null;
+  const sx = (cx1 - cx0) / mw; const sy = (cy1 - cy0) / mh;
+  return { x0: cx0 + x0 * sx, y0: cy0 + y0 * sy, x1: cx0 + (x1 + 1) * sx, y1: cy0 + (y1 + 1) * sy, n };
 }
 
 // the crop as the shaders take it: (x0 / w, y0 / h, width / w, height / h), y down

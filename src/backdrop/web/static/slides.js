@@ -74,21 +74,11 @@ export function presenterPlacement(box, frameW, frameH, cx = 0.84, scale = 0.42)
   };
 }
 
-// The person's box (alpha > 0.5) in frame pixels from the network's mask (made on `crop`, frame
-// pixels), smoothed over frames so the placed person does not jitter (0.8 of the past).
-export function trackBox(prev, mask, mw, mh, crop) {
-  const [cx0, cy0, cx1, cy1] = crop;
-  let x0 = mw; let x1 = -1; let y1 = -1;
-  for (let y = 0; y < mh; y += 1) {
-    const row = y * mw;
-    for (let x = 0; x < mw; x += 1) {
-      if (mask[row + x] > 0.5) { if (x < x0) x0 = x; if (x > x1) x1 = x; y1 = y; }
-    }
-  }
-  if (x1 < 0) return prev;
-  const sx = (cx1 - cx0) / mw; const sy = (cy1 - cy0) / mh;
-  const box = { x0: cx0 + x0 * sx, x1: cx0 + (x1 + 1) * sx, y1: cy0 + (y1 + 1) * sy };
-  if (!prev) return box;
+// The person's box (roi.js personBox, frame pixels) smoothed over frames so the placed person
+// does not jitter (0.8 of the past); the last box while nobody is found.
+export function trackBox(prev, found) {
+  if (!found) return prev;
+  if (!prev) return { x0: found.x0, x1: found.x1, y1: found.y1 };
   const k = 0.8;
-  return { x0: k * prev.x0 + (1 - k) * box.x0, x1: k * prev.x1 + (1 - k) * box.x1, y1: k * prev.y1 + (1 - k) * box.y1 };
+  return { x0: k * prev.x0 + (1 - k) * found.x0, x1: k * prev.x1 + (1 - k) * found.x1, y1: k * prev.y1 + (1 - k) * found.y1 };
 }
