@@ -63,6 +63,9 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
     except BaseException:
         reader.close()
         raise
+    # frames stay in the decoder's YUV planes when the output is RGB (planar.py): the fused pass
+    # blends them and the encoder takes them as they are
+    reader.planar = pipe.output_kind == "rgb"
     t0 = time.perf_counter()
     try:
         pipe.start(fps=float(reader.rate), frames=reader.frame_count)
@@ -71,7 +74,7 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
 
         def composite(frames):
             return ((item.pts, out) for item, _, out in pipe.stream(frames, image_of=lambda f: f.image,
-                                                                          mattes=False))
+                                                                          mattes=False, defer=overlap))
 
         def finish(count: int) -> None:
             if strict and reader.truncated:

@@ -2,8 +2,8 @@
 
 Each function takes a clip file and returns plain numbers; none of them knows about sizes, the
 configuration or how results are printed (see :mod:`.runner` and :mod:`.report`). The bare
-transcode uses the very reader and writer of ``backdrop video`` so that ``e2e / transcode``
-compares the pipeline with the practical limit of moving the same video.
+transcode uses the very reader, transcode loop, threads and writer of ``backdrop video`` so that
+``e2e / transcode`` compares the pipeline with the practical limit of moving the same video.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..io.video import VideoReader, VideoWriter
+from ..io.video import VideoReader
+from ..planar import Planar
 from ..pipeline import Pipeline
 from ..stats import stats_ms
 
@@ -47,42 +48,34 @@ def output_suffix(kind: str) -> str:
 
 
 def bare_transcode(clip: Path, dst: Path, *, crf: int = 20, preset: str = "veryfast", kind: str = "rgb",
-                   keep_audio: bool = True, limit: int | None = None) -> dict[str, Any]:
-    """Decode and re-encode ``clip`` with the reader and writer ``backdrop video`` uses, no pipeline.
+                   keep_audio: bool = True, limit: int | None = None, overlap: bool = True) -> dict[str, Any]:
+    """Decode and re-encode ``clip`` exactly as ``backdrop video`` moves it, with no pipeline.
 
-    Same CRF/preset/container, same timestamps, audio copied the same way; ``kind`` matches the
-    pipeline's output (an opaque alpha or a grey plane is added so the encoder is the same).
-    ``limit`` stops after that many frames (for warming up, not for measuring).
+    The same reader (for ``rgb``: the decoder's YUV planes, as ``process_video`` reads them), the
+    same transcode loop and threads (``overlap``: decode ahead, encode behind), the same
+    CRF/preset/container, timestamps and audio copy; ``kind`` matches the pipeline's output (an
+    opaque alpha or a grey plane is added so the encoder is the same). This is the practical limit
+    of a file job, which the end-to-end ratio is measured against. ``limit`` stops after that many
+    frames (for warming up, not for measuring).
     """
-    from ..io.atomic import atomic_output
+    from ..io.transcode import EncodeSettings, transcode
 
-    reader = VideoReader(clip)
-    t0 = time.perf_counter()
-    frames = 0
-    with atomic_output(dst) as tmp:
-        writer = None
-        try:
-            for item in reader:
-                if limit is not None and frames >= limit:
-                    break
-                if writer is None:
-                    h, w = item.image.shape[:2]
-                    writer = VideoWriter(tmp, width=w, height=h, rate=reader.rate, time_base=reader.time_base,
-                                         kind=kind, crf=crf, preset=preset, suffix=Path(dst).suffix,
-                                         audio_from=clip if keep_audio and reader.has_audio else None)
-                writer.write(_as_kind(item.image, kind), item.pts)
-                frames += 1
-            if writer is None:
-                raise InputError(f"video has no decodable frames: {Path(clip).name}")
-            writer.close()
-        except BaseException:
-            if writer is not None:
-                writer.discard()
-            raise
-        finally:
-            reader.close()
-    seconds = time.perf_counter() - t0
-    return {"frames": frames, "seconds": seconds, "fps": frames / seconds if seconds else 0.0}
+    reader = VideoReader(clip, planar=kind == "rgb")
+    settings = EncodeSettings(rate=reader.rate, time_base=reader.time_base, kind=kind, crf=crf, preset=preset,
+                              audio_from=clip if keep_audio and reader.has_audio else None)
+
+    def identity(frames):
+        for n, item in enumerate(frames):
+            if limit is not None and n >= limit:
+                return
+            yield item.pts, item.image if isinstance(item.image, Planar) else _as_kind(item.image, kind)
+
+    try:
+        stats = transcode(reader, dst, settings, identity, overlap=overlap,
+                          empty=InputError(f"video has no decodable frames: {Path(clip).name}"))
+    finally:
+        reader.close()
+    return {"frames": stats.frames, "seconds": stats.seconds, "fps": stats.fps}
 
 
 def warm_up(pipe: Pipeline, clip: Path, n: int = WARMUP_FRAMES) -> None:

@@ -71,9 +71,7 @@ def apply_correction(fg: np.ndarray, corr: np.ndarray, size: tuple[int, int] | N
         up = corr if corr.shape[:2] == (h, w) else cv2.resize(corr, (w, h), interpolation=cv2.INTER_LINEAR)
     else:
         up = crop_resize(corr, size, rect)
-    if up.dtype != np.int16:
-        up = np.rint(up).astype(np.int16)
-    return cv2.add(fg, up, dtype=cv2.CV_8U)
+    return cv2.add(fg, up, dtype=cv2.CV_8U)  # a float32 ``up`` is rounded to nearest, then saturated
 
 
 def decontaminate(frame: np.ndarray, small: np.ndarray, small_alpha: np.ndarray,

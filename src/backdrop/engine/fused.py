@@ -27,6 +27,7 @@ import numpy as np
 
 from ..compose.foreground import apply_correction
 from ..compose.regions import BAND, EXT, GAP_TILES, INT, STRIP_PX, Tiles
+from ..planar import Planar, half, yuv_correction
 from .state import FrameState
 
 
@@ -38,8 +39,10 @@ output copy and per-band-tile calls cost more than the full-frame passes it save
 
 
 def fusable(pipe: Any, fs: FrameState) -> bool:
-    """Whether frame ``fs`` of pipeline ``pipe`` can take the fused pass."""
-    if fs.size[0] * fs.size[1] < FUSE_FROM_PIXELS:
+    """Whether frame ``fs`` of pipeline ``pipe`` can take the fused pass (planar frames: always
+    when the stages and the background can, since the alternative is two whole-frame colour
+    conversions on top of the unfused passes)."""
+    if fs.planar is None and fs.size[0] * fs.size[1] < FUSE_FROM_PIXELS:
         return False
     if fs.canvas is None or fs.small is None or "model_matte" in fs.extra or "model_fg" in fs.extra:
         return False
@@ -57,25 +60,44 @@ class FusedPass:
         self.last_classes: np.ndarray | None = None  # for tests and bench: the last frame's tiles
 
     def _tiles(self, fs: FrameState) -> Tiles:
-        key = (fs.size, fs.canvas.shape)
-        if self.tiles is None or (self.tiles.size, self.tiles.grid) != key:
-            self.tiles = Tiles(fs.size, fs.canvas.shape)
+        key = (fs.size, fs.canvas.shape, fs.planar is not None)
+        if self.tiles is None or (self.tiles.size, self.tiles.grid, self.tiles.even) != key:
+            self.tiles = Tiles(fs.size, fs.canvas.shape, even=fs.planar is not None)
         return self.tiles
 
-    def __call__(self, pipe: Any, fs: FrameState) -> np.ndarray:
+    @staticmethod
+    def prepare(pipe: Any, fs: FrameState) -> None:
+        """The working-size part: the full stages' ``fuse_prepare`` (guided coefficients) and the
+        compose stages' colour corrections. No full-size work and no state of the full phase,
+        so a file job runs it on the pipeline's thread and :meth:`__call__` on the encoder's
+        (``Pipeline.stream(defer=True)``)."""
+        for stage in pipe._hooks["full"]:
+            pipe._run(stage, "fuse_prepare", fs)
+        fs.fg = None if fs.planar is not None else fs.frame
+        for stage in pipe._hooks["foreground"]:
+            pipe._run(stage, "foreground", fs)
+
+    def __call__(self, pipe: Any, fs: FrameState) -> Any:
+        """The output of a frame whose :meth:`prepare` ran (the frames of a stream in order)."""
         full, run, timer = pipe._hooks["full"], pipe._run, pipe.timer
         for stage in full:
-            run(stage, "fuse_prepare", fs)
-        fs.fg = fs.frame
-        for stage in pipe._hooks["foreground"]:
-            run(stage, "foreground", fs)
+            run(stage, "fuse_begin", fs)
         with timer("composite"):
-            return self._compose(fs, full, pipe.background)
+            tiles = self._tiles(fs)
+            if fs.planar is not None:
+                corr = yuv_correction(fs.corrections)
+                classes = self._classes(fs, full, tiles, [] if corr is None else [np.dstack(corr)])
+                out = self._compose_planar(fs, full, pipe.background, tiles, classes, corr)
+            else:
+                classes = self._classes(fs, full, tiles, fs.corrections)
+                out = self._compose(fs, full, pipe.background, tiles, classes)
+            for stage in full:
+                stage.fuse_done(fs, tiles, classes)
+            self.last_classes = classes
+            return out
 
-    def _compose(self, fs: FrameState, full: list, background: Any) -> np.ndarray:
-        tiles = self._tiles(fs)
-        frame, size, corrections = fs.frame, fs.size, fs.corrections
-        bg = background.render(fs.index, frame, None, small=fs.working_pair() if background.needs_frame else None)
+    @staticmethod
+    def _classes(fs: FrameState, full: list, tiles: Tiles, corrections: list) -> np.ndarray:
         ext = np.ones(tiles.shape, bool)
         inner = np.ones(tiles.shape, bool)
         for stage in full:
@@ -88,21 +110,56 @@ class FusedPass:
         classes = np.full(tiles.shape, BAND, np.uint8)
         classes[ext] = EXT
         classes[inner & ~ext] = INT
+        return classes
+
+    @staticmethod
+    def _bands(fs: FrameState, tiles: Tiles, classes: np.ndarray, grids: list) -> list:
+        strip = max(1, round(STRIP_PX / tiles.th))
+        return tiles.runs(classes == BAND, strip=strip, gap=GAP_TILES, k=tiles.align(grids))
+
+    @staticmethod
+    def _matte(fs: FrameState, full: list, rect: tuple[int, int, int, int]) -> np.ndarray:
+        matte = None
+        for stage in full:
+            matte = stage.fuse_region(fs, rect, matte)
+        return matte
+
+    def _compose(self, fs: FrameState, full: list, background: Any, tiles: Tiles, classes: np.ndarray) -> np.ndarray:
+        frame, size, corrections = fs.frame, fs.size, fs.corrections
+        bg = background.render(fs.index, frame, None, small=fs.working_pair() if background.needs_frame else None)
         out = bg.copy()
         for rows, cols in tiles.runs(classes == INT):
             out[rows, cols] = frame[rows, cols]
-        k = tiles.align([c.shape[:2] for c in corrections])
-        strip = max(1, round(STRIP_PX / tiles.th))
-        for rows, cols in tiles.runs(classes == BAND, strip=strip, gap=GAP_TILES, k=k):
+        for rows, cols in self._bands(fs, tiles, classes, [c.shape[:2] for c in corrections]):
             rect = (cols.start, rows.start, cols.stop, rows.stop)
-            matte = None
-            for stage in full:
-                matte = stage.fuse_region(fs, rect, matte)
+            matte = self._matte(fs, full, rect)
             fg = frame[rows, cols]
             for corr in corrections:
                 fg = apply_correction(fg, corr, size, rect)
             out[rows, cols] = cv2.blendLinear(fg, bg[rows, cols], matte, 1.0 - matte)
-        for stage in full:
-            stage.fuse_done(fs, tiles, classes)
-        self.last_classes = classes
+        return out
+
+    def _compose_planar(self, fs: FrameState, full: list, background: Any, tiles: Tiles,
+                        classes: np.ndarray, corr: tuple | None) -> Planar:
+        """The same over YUV 4:2:0 planes: luma blended at full size with the matte, chroma at half
+        size with the matte's 2x2 means; corrections as the Y/U/V changes of their RGB levels."""
+        src, size = fs.planar, fs.size
+        half_size = (size[0] // 2, size[1] // 2)
+        bg = background.render_planar(fs)
+        out = bg.copy()
+        for rows, cols in tiles.runs(classes == INT):
+            out.paste(src, rows, cols)
+        planes, bg_planes, out_planes = src.planes, bg.planes, out.planes
+        for rows, cols in self._bands(fs, tiles, classes, [] if corr is None else [corr[0].shape]):
+            rect = (cols.start, rows.start, cols.stop, rows.stop)
+            matte = self._matte(fs, full, rect)
+            hr, hc = half(rows), half(cols)
+            hrect = (hc.start, hr.start, hc.stop, hr.stop)
+            small_matte = cv2.resize(matte, (hc.stop - hc.start, hr.stop - hr.start), interpolation=cv2.INTER_AREA)
+            for k in range(3):
+                at, where, m = (size, (rows, cols), matte) if k == 0 else (half_size, (hr, hc), small_matte)
+                fg = planes[k][where]
+                if corr is not None:
+                    fg = apply_correction(fg, corr[k], at, rect if k == 0 else hrect)
+                out_planes[k][where] = cv2.blendLinear(fg, bg_planes[k][where], m, 1.0 - m)
         return out

@@ -88,7 +88,6 @@ class Network:
 
     def segment(self, fs: FrameState, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """The matte on ``box`` (None = the whole frame), pasted into a working-size canvas."""
-        frame = fs.frame
         w, h = fs.size
         cw, ch, _ = working_size(w, h, fs.work_size)
         if self.is_matting:  # the whole frame, always: a crop would break its recurrent state
@@ -96,9 +95,10 @@ class Network:
             fs.extra["model_canvas"] = canvas = downscale(alpha, cw, ch)
             return canvas
         if box is None:
-            return cv2.resize(self.infer(frame), (cw, ch), interpolation=cv2.INTER_LINEAR)
+            return cv2.resize(self.infer(fs.network_crop(None, self.segmenter.spec.input_size)), (cw, ch),
+                              interpolation=cv2.INTER_LINEAR)
         x0, y0, x1, y1 = box
-        low = self.infer(frame[y0:y1, x0:x1])
+        low = self.infer(fs.network_crop(box, self.segmenter.spec.input_size))
         sx, sy = cw / w, ch / h
         cx0, cy0 = int(round(x0 * sx)), int(round(y0 * sy))
         cx1, cy1 = max(cx0 + 1, int(round(x1 * sx))), max(cy0 + 1, int(round(y1 * sy)))

@@ -25,6 +25,7 @@ import numpy as np
 from ..compose.backgrounds import Background, parse_background
 from ..errors import InputError
 from ..models import Segmenter, load_model
+from ..planar import Planar
 from ..stages import STAGES
 from ..stages.base import HOOKS, StageContext, implements
 from ..stages.refine import bilinear_upsample
@@ -38,7 +39,10 @@ T = TypeVar("T")
 
 
 def check_frame(frame: np.ndarray) -> np.ndarray:
-    """Frames are RGB uint8 HxWx3; say so clearly when they are not."""
+    """Frames are RGB uint8 HxWx3 (or a file job's decoded :class:`Planar`); say so clearly
+    when they are not."""
+    if isinstance(frame, Planar):
+        return frame
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
         desc = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
         raise InputError(f"frames must be RGB uint8 HxWx3 arrays, got {desc}")
@@ -182,12 +186,20 @@ class Pipeline:
             return model
         return np.clip(model + bilinear_upsample(change, *fs.size), 0.0, 1.0)
 
-    def _output(self, fs: FrameState, matte: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    def _output(self, fs: FrameState, matte: bool = True, defer: bool = False) -> tuple[np.ndarray | None, Any]:
         """(matte, composite) of a frame whose work phase ran. Without ``matte`` (the caller needs
         only the composite) the fused pass makes it where it can (``engine/fused.py``): the
-        full-size matte is then never made and ``None`` comes back for it."""
+        full-size matte is then never made and ``None`` comes back for it. With ``defer`` (and
+        no ``matte``) the composite comes back as a function that makes it: the full-size work of
+        the frames of a stream, called in order on another thread while this one works on the
+        next frames (the full phase's state is touched only there)."""
         if not matte and fusable(self, fs):
+            self.fused.prepare(self, fs)
+            if defer:
+                return None, lambda: self.fused(self, fs)
             return None, self.fused(self, fs)
+        if defer and not matte:
+            return None, lambda: (self._full(fs), self._compose(fs))[1]
         return self._full(fs), self._compose(fs)
 
     def _compose(self, fs: FrameState) -> np.ndarray:
@@ -228,11 +240,14 @@ class Pipeline:
         return self._compose(fs)
 
     def stream(self, items: Iterable[T], image_of: Callable[[T], np.ndarray] = lambda x: x, *,
-               mattes: bool = True) -> Iterator[tuple[T, np.ndarray | None, np.ndarray]]:
+               mattes: bool = True, defer: bool = False) -> Iterator[tuple[T, np.ndarray | None, Any]]:
         """File-mode loop: yields ``(item, matte, output)`` for each item, in order.
 
         ``mattes=False``: the caller needs only the outputs; the matte is None and the fused pass
-        makes the output where it can (file jobs: ``process_video``, batch, bench).
+        makes the output where it can (file jobs: ``process_video``, batch, bench). ``defer``
+        (with ``mattes=False``): each output is a function to call, in order and from one
+        thread, that makes it (:meth:`_output`); ``process_video`` calls them on its encoder
+        thread, so the full-size work overlaps the next frames' network and matte stages.
 
         When a stage needs the next frame (the one-frame delay; never live) each frame is held
         back one frame so it can see its successor; the last frame is flushed at the end.
@@ -242,15 +257,15 @@ class Pipeline:
         for item in items:
             fs = self._work(image_of(item))
             if not look:
-                yield (item, *self._output(fs, mattes))
+                yield (item, *self._output(fs, mattes, defer))
                 continue
             if held is not None:
                 for stage in look:
                     self._run(stage, "look_ahead", held[1], fs)
-                yield (held[0], *self._output(held[1], mattes))
+                yield (held[0], *self._output(held[1], mattes, defer))
             held = (item, fs)
         if held is not None:
-            yield (held[0], *self._output(held[1], mattes))
+            yield (held[0], *self._output(held[1], mattes, defer))
 
     def start(self, *, fps: float | None = None, frames: int | None = None) -> None:
         """A file job begins: tell the background its frame rate and length (slide timing)."""

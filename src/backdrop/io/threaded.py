@@ -31,6 +31,9 @@ def _get(q: queue.Queue) -> Any:
 
 
 def _put(q: queue.Queue, item: Any) -> None:
+    if threading.current_thread() is not threading.main_thread():  # signals reach only the main one
+        q.put(item)
+        return
     while True:
         with signals_deferred():
             try:

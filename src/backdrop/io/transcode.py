@@ -26,14 +26,17 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import InputError
+from ..planar import Planar
 from .atomic import atomic_output, check_written
 from .threaded import BackgroundWriter, prefetch
 from .video import VideoWriter, validate_encoder_options
 
 T = TypeVar("T")
 
-Stream = Callable[[Iterable[T]], Iterable[tuple["int | None", np.ndarray]]]
-"""Decoded items in, ``(pts, output image)`` out, in output order; may drop or add items."""
+Stream = Callable[[Iterable[T]], Iterable[tuple["int | None", Any]]]
+"""Decoded items in, ``(pts, output image)`` out, in output order; may drop or add items. An
+output may be a function that makes the image (``Pipeline.stream(defer=True)``): with
+``overlap`` it is called on the encoder's thread, in order."""
 
 
 @dataclass(frozen=True)
@@ -99,17 +102,42 @@ def transcode(frames: Iterable[T], dst: str | Path, settings: EncodeSettings, st
         with atomic_output(dst) as tmp:
             writer: VideoWriter | None = None
             behind: BackgroundWriter | None = None
+            encoder: BackgroundWriter | None = None  # with deferred images: behind makes, this encodes
 
-            def encode(image: np.ndarray, pts: int | None) -> None:
+            def encode(image: Any, pts: int | None) -> None:
+                if callable(image):
+                    image = image()
                 with timer("encode") if timer is not None else nullcontext():
                     writer.write(image, pts)
+
+            def make(image: Any, pts: int | None) -> None:
+                encoder.write(image() if callable(image) else image, pts)
+
+            def close_threads(quietly: bool) -> None:
+                nonlocal behind, encoder
+                for thread in (behind, encoder):  # the maker first: it feeds the encoder
+                    if thread is not None:
+                        try:
+                            thread.close()
+                        except BaseException:  # the first error is the one to report
+                            if not quietly:
+                                raise
+                behind = encoder = None
 
             try:
                 for pts, image in stream(frames_in):
                     if writer is None:
-                        size = (image.shape[1], image.shape[0])
+                        deferred = callable(image)
+                        image = image() if deferred else image  # its size opens the encoder
+                        size = image.size if isinstance(image, Planar) else (image.shape[1], image.shape[0])
                         writer = settings.writer(tmp, size[0], size[1], dst.suffix)
-                        behind = BackgroundWriter(encode, depth=depth) if overlap else None
+                        if overlap and deferred:
+                            # three threads after the decoder's: the stream's work, the
+                            # deferred full-size images, the encoder (each bounded)
+                            encoder = BackgroundWriter(encode, depth=2)
+                            behind = BackgroundWriter(make, depth=2)
+                        elif overlap:
+                            behind = BackgroundWriter(encode, depth=depth)
                     if behind is not None:
                         behind.write(image, pts)
                     else:
@@ -121,18 +149,12 @@ def transcode(frames: Iterable[T], dst: str | Path, settings: EncodeSettings, st
                         on_frame(count)
                 if writer is None:
                     raise empty if empty is not None else InputError(f"no frames to write to {dst.name}")
-                if behind is not None:
-                    behind.close()
-                    behind = None
+                close_threads(quietly=False)
                 if check is not None:
                     check(count)
                 writer.close()
             except BaseException:
-                if behind is not None:
-                    try:
-                        behind.close()
-                    except BaseException:  # the first error is the one to report
-                        pass
+                close_threads(quietly=True)
                 if writer is not None:
                     writer.discard()
                 raise

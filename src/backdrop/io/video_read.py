@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..planar import Planar, planar_ok
 from .ffmpeg import _open_input, _short
 from .image import max_pixels
 
@@ -65,10 +66,17 @@ def fit_into(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 class VideoReader:
-    """Iterate the frames of a video file. Use as an iterable; the file is closed at the end."""
+    """Iterate the frames of a video file. Use as an iterable; the file is closed at the end.
 
-    def __init__(self, path: Path, *, threads: int | None = None, limit: int | None = None):
+    Frames come as RGB uint8 HxWx3. With ``planar`` (file jobs whose output is RGB), frames that
+    decode to limited-range YUV 4:2:0 of an even size, upright, come as the decoder's planes
+    (:class:`~backdrop.planar.Planar`), which the pipeline and :class:`VideoWriter` take as they
+    are; any other frame is RGB as usual."""
+
+    def __init__(self, path: Path, *, threads: int | None = None, limit: int | None = None,
+                 planar: bool = False):
         self.path = Path(path)
+        self.planar = planar
         self.limit = limit = limit or max_pixels()
         self.container = _open_input(self.path, limit)
         if not self.container.streams.video:
@@ -179,13 +187,12 @@ class VideoReader:
                     )
                 rot = float(getattr(vf, "rotation", 0) or 0)
                 self.rotation = rot
-                img = vf.to_ndarray(format="rgb24")
-                img = rotate_upright(img, rot)
-                if first_size is None:
-                    first_size = self.first_size = img.shape[1], img.shape[0]
-                elif (img.shape[1], img.shape[0]) != first_size:
-                    img = fit_into(img, first_size)
-                    self.resized_frames += 1
+                if self.planar and _is_planar(vf, rot, first_size):
+                    img = Planar(vf.to_ndarray(), vf.width, vf.height)
+                    first_size = self.first_size = first_size or img.size
+                else:
+                    img = self._upright(vf.to_ndarray(format="rgb24"), rot, first_size)
+                    first_size = self.first_size
                 pts = vf.pts
                 if pts is None or (last_pts is not None and pts <= last_pts):
                     step = max(1, round(1 / (float(self.rate) * float(self.time_base)))) if self.rate else 1
@@ -202,10 +209,27 @@ class VideoReader:
             extra = f" ({self.bad_packets} corrupt packets)" if self.bad_packets else ""
             raise InputError(f"video has no decodable frames: {self.path.name}{extra}")
 
+    def _upright(self, img: np.ndarray, rot: float, first_size: tuple[int, int] | None) -> np.ndarray:
+        """An RGB frame upright, at the first frame's size (letterboxed when the size changed)."""
+        img = rotate_upright(img, rot)
+        if first_size is None:
+            self.first_size = img.shape[1], img.shape[0]
+        elif (img.shape[1], img.shape[0]) != first_size:
+            img = fit_into(img, first_size)
+            self.resized_frames += 1
+        return img
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self.container.close()
+
+
+def _is_planar(vf: av.VideoFrame, rotation: float, first_size: tuple[int, int] | None) -> bool:
+    """Whether a decoded frame can travel as its own planes: YUV 4:2:0, limited range (what the
+    encoder gets), even size, upright, the stream's first size."""
+    return (vf.format.name == "yuv420p" and vf.color_range != 2 and not rotation and planar_ok(vf.width, vf.height)
+            and first_size in (None, (vf.width, vf.height)))
 
 
 def probe(path: Path) -> dict:

@@ -15,6 +15,7 @@ import av
 import numpy as np
 
 from ..errors import OutputError
+from ..planar import Planar
 from .audio import _AudioCopier
 from .ffmpeg import _is_disk_full, _short
 from .formats import check_video_output_suffix, choose_video_codec, validate_encoder_options
@@ -59,8 +60,12 @@ class VideoWriter:
         self._frame_step = max(1, round(1 / (float(rate) * float(self.time_base))))
         self._audio = _AudioCopier(audio_from, self.container, suffix) if audio_from else None
 
-    def write(self, image: np.ndarray, pts: int | None = None) -> None:
-        if self.kind == "rgba":
+    def write(self, image: np.ndarray | Planar, pts: int | None = None) -> None:
+        """Encode one image of the writer's kind (or, for ``rgb``, a :class:`Planar`, which goes
+        to the encoder without a colour conversion)."""
+        if isinstance(image, Planar):
+            vf = av.VideoFrame.from_ndarray(image.data, format="yuv420p")
+        elif self.kind == "rgba":
             vf = av.VideoFrame.from_ndarray(image, format="rgba")
         elif self.kind == "gray":
             vf = av.VideoFrame.from_ndarray(image, format="gray")

@@ -171,7 +171,13 @@ class Stage:
         return False
 
     def fuse_prepare(self, fs: "FrameState") -> None:
-        """Working-size work before the full-size regions (guided coefficients)."""
+        """Working-size work before the full-size regions (guided coefficients). It must touch
+        no state of this stage: a file job runs it on the pipeline's thread while earlier frames
+        are still being composited on another (``Pipeline.stream(defer=True)``)."""
+
+    def fuse_begin(self, fs: "FrameState") -> None:
+        """The stage's own state made ready for this frame (buffers kept across frames); runs
+        on the compositing thread, frames in order, just before the regions."""
 
     def fuse_bounds(self, fs: "FrameState", tiles: Any) -> tuple[Any, Any] | None:
         """Two tile maps: where this stage's matte is surely at most ``fused.SURE`` (background)

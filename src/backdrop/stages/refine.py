@@ -197,8 +197,7 @@ class RefineStage(Stage):
 
     def fuse_region(self, fs, rect, matte):
         A, b = fs.extra["guided"]
-        x0, y0, x1, y1 = rect
-        grey = cv2.cvtColor(fs.frame[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
+        grey = fs.grey_crop(rect)
         return apply_grey(grey, crop_resize(A, fs.size, rect), crop_resize(b, fs.size, rect))
 
 

@@ -71,10 +71,11 @@ class SteadyStage(Stage):
     def can_fuse(self, fs) -> bool:
         return True
 
-    def fuse_prepare(self, fs) -> None:
+    def fuse_begin(self, fs) -> None:
         st = self.steadier
-        if st.prev_full is None or st.prev_full.shape != fs.frame.shape[:2]:
-            st.prev_full, st.classes, st.owned = np.zeros(fs.frame.shape[:2], np.float32), None, True
+        shape = fs.size[::-1]
+        if st.prev_full is None or st.prev_full.shape != shape:
+            st.prev_full, st.classes, st.owned = np.zeros(shape, np.float32), None, True
             fs.extra["steady_first"] = True  # nothing to blend with (as when the shapes differ)
         elif not st.owned:  # the last matte came from the unfused path: it may be a caller's array
             st.prev_full, st.owned = st.prev_full.copy(), True

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 
 from ...errors import BackgroundError
+from ...io.yuv import even_size
+from ...planar import Planar
 from ...resize import downscale
 from .base import Background, BackgroundKind
 
@@ -46,6 +48,20 @@ class BlurBackground(Background):
 
     def render(self, index, frame, alpha, small=None):
         h, w = frame.shape[:2]
+        return cv2.resize(self._fill(w, h, frame, alpha, small), (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def render_planar(self, fs):
+        """The fill converted at its own small size, then each plane upsampled (no RGB frame)."""
+        w, h = fs.size
+        filled = Planar.from_rgb(even_size(self._fill(w, h, None, None, fs.working_pair())))
+        out = Planar.blank(w, h)
+        for k, plane in enumerate(filled.planes):
+            dst = out.planes[k]
+            cv2.resize(plane, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=cv2.INTER_LINEAR)
+        return out
+
+    def _fill(self, w: int, h: int, frame, alpha, small) -> np.ndarray:
+        """The person-free room blurred, RGB uint8 at the blur's small grid."""
         sigma_full, factor, sw, sh = self._grid(w, h)
         if small is not None and small[0].shape[1] >= sw:  # start from the working-size frame
             src, src_a = small
@@ -75,8 +91,7 @@ class BlurBackground(Background):
             coarse = cv2.resize(coarse.astype(np.float32), (sw, sh), interpolation=cv2.INTER_LINEAR)
             filled[holes] = coarse[holes]
         # upsample in 8 bits: the blurred image has no detail to lose, and it is 3x cheaper
-        small8 = np.clip(filled + 0.5, 0, 255).astype(np.uint8)
-        return cv2.resize(small8, (w, h), interpolation=cv2.INTER_LINEAR)
+        return np.clip(filled + 0.5, 0, 255).astype(np.uint8)
 
     def describe(self):
         return f"blur:{self.strength:g}"

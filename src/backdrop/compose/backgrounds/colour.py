@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from ...planar import Planar
 from .base import Background, BackgroundKind
 
 NAMED_COLOURS = {
@@ -42,6 +43,16 @@ class ColourBackground(Background):
             self._cache = np.empty_like(frame)
             self._cache[:] = self.rgb
         return self._cache
+
+    def render_planar(self, fs):
+        """The colour as planes (its Y, U, V from a 2x2 conversion), without a full RGB frame."""
+        planar = getattr(self, "_planar", None)
+        if planar is None or planar.size != fs.size:
+            one = Planar.from_rgb(np.full((2, 2, 3), self.rgb, np.uint8))
+            planar = self._planar = Planar.blank(*fs.size)
+            for k in range(3):
+                planar.planes[k][:] = one.planes[k][0, 0]
+        return planar
 
     def describe(self):
         return format_colour(self.rgb)

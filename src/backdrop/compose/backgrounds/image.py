@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import BackdropError, BackgroundError
+from ...planar import Planar
 from .base import Background, BackgroundKind, cover_resize
 from .files import IMAGE_SUFFIXES, existing, file_param
 
@@ -20,6 +21,13 @@ class ImageBackground(Background):
         if self._cache is None or self._cache.shape[:2] != (h, w):
             self._cache = cover_resize(self.image, w, h)
         return self._cache
+
+    def render_planar(self, fs):
+        """The picture as planes, converted once; the RGB copy is not kept (24 MB at 4K)."""
+        planar = getattr(self, "_planar", None)
+        if planar is None or planar.size != fs.size:
+            self._planar = planar = Planar.from_rgb(cover_resize(self.image, *fs.size))
+        return planar
 
     def describe(self):
         return self.name
