@@ -198,7 +198,7 @@ def render_chunk(src: Path, dst: Path, chunk: Chunk, all_pts: list[int], pipe: A
     tail_end = all_pts[b + tail] if b + tail < len(all_pts) else None
     end = chunk.end
     expected = set(all_pts[a:b])
-    reader = VideoReader(src)
+    reader = VideoReader(src, planar=pipe.output_kind == "rgb")  # as process_video: the planes, blended
     pipe.background = offset_background(pipe.background, w0)
     if chunk.start is not None:
         reader.seek(warm_from)
