@@ -121,8 +121,8 @@ def test_tile_runs_cover_without_overlap():
 
 @pytest.mark.default_gate
 def test_small_frames_keep_the_unfused_path_and_large_ones_fuse(segmenter):
-    """720p is faster unfused (measured, FUSE_FROM_PIXELS); 1080p and up take the fused pass."""
-    for size, fused in (((1280, 720), False), ((1920, 1080), True)):
+    """480p is faster unfused (measured, FUSE_FROM_PIXELS); 720p and up take the fused pass."""
+    for size, fused in (((854, 480), False), ((1280, 720), True), ((1920, 1080), True)):
         p = Pipeline(background="blur", segmenter=segmenter)
         list(p.stream(clip_frames("office-desk-960x540.mp4", 2, size), mattes=False))
         assert (p.fused.last_classes is not None) is fused, size

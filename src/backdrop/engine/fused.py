@@ -31,18 +31,18 @@ from ..planar import Planar, half, yuv_correction
 from .state import FrameState
 
 
-FUSE_FROM_PIXELS = 1600 * 900
-"""Frames smaller than this keep the unfused path. Measured with ``backdrop bench`` on the
-office-desk clip (docs/benchmarks.md, Speed): the fused pass took the end-to-end ratio at 1080p
-from 0.44 to 0.62 and at 4K from 0.51 to 0.79, but at 720p from 0.42 to 0.37 (its per-frame
-output copy and per-band-tile calls cost more than the full-frame passes it saves there)."""
+FUSE_FROM_PIXELS = 1280 * 720
+"""Frames smaller than this keep the unfused path. Measured live
+(``Pipeline(live=True)``, office-desk scaled, p50 ms, unfused -> fused): 720p blur 24.1 -> 16.5,
+image 19.9 -> 16.1; 1080p 19.7 -> 19.1; but 854x480 blur 14.6 -> 16.3 and image 13.3 -> 15.4,
+where the whole-frame passes are cheaper than the band's per-rectangle calls. The same for planar
+frames in ``backdrop video`` at 854x480 (frames/s, fused -> unfused with the two conversions):
+blur 66-77 -> 76-77, image 74-77 -> 84-88; 512x480: 61 -> 76, 60-63 -> 81."""
 
 
 def fusable(pipe: Any, fs: FrameState) -> bool:
-    """Whether frame ``fs`` of pipeline ``pipe`` can take the fused pass (planar frames: always
-    when the stages and the background can, since the alternative is two whole-frame colour
-    conversions on top of the unfused passes)."""
-    if fs.planar is None and fs.size[0] * fs.size[1] < FUSE_FROM_PIXELS:
+    """Whether frame ``fs`` of pipeline ``pipe`` can take the fused pass."""
+    if fs.size[0] * fs.size[1] < FUSE_FROM_PIXELS:
         return False
     if fs.canvas is None or fs.small is None or "model_matte" in fs.extra or "model_fg" in fs.extra:
         return False
