@@ -112,6 +112,8 @@ class Client:
         import aiohttp
         from aiortc import RTCPeerConnection, RTCSessionDescription
 
+        from .jitter import install
+        install()  # as the server: a received frame is decoded at its last packet
         self.pc = pc = RTCPeerConnection()
         pc.addTrack(_make_track(self.frames, self.fps, self.marker, self.sent))
         self.channel = pc.createDataChannel("controls")

@@ -41,6 +41,8 @@ class Peer:
     def __init__(self, server: "BackdropServer"):
         from aiortc import RTCPeerConnection
 
+        from .jitter import install
+        install()  # frames leave the receive buffer at their last packet, not one frame later
         self.server = server
         self.id = secrets.token_hex(6)
         self.pc = RTCPeerConnection()

@@ -172,6 +172,7 @@ async function start() {
   channel.addEventListener("message", onMessage);
   state.channel = channel;
   pc.addEventListener("track", (e) => {
+    window.backdropLowLatency(e.receiver);
     $("processed").srcObject = e.streams && e.streams[0] ? e.streams[0] : new MediaStream([e.track]);
   });
   pc.addEventListener("connectionstatechange", () => {

@@ -37,6 +37,7 @@ async function watch() {
   state.pc = pc;
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addEventListener("track", (e) => {
+    window.backdropLowLatency(e.receiver);
     $("remote").srcObject = e.streams && e.streams[0] ? e.streams[0] : new MediaStream([e.track]);
   });
   pc.addEventListener("connectionstatechange", () => {
