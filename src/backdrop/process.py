@@ -19,7 +19,7 @@ from .errors import InputError, OutputError
 from .io.atomic import check_output_path, is_temp_name
 from .io.formats import check_video_output_suffix
 from .io.image import IMAGE_SUFFIXES, read_image, write_image
-from .io.transcode import EncodeSettings, transcode
+from .io.transcode import EncodeSettings, queue_depth, transcode
 from .io.video import VideoReader, validate_encoder_options
 from .pipeline import Pipeline
 
@@ -83,6 +83,7 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
 
         with _progress(reader.frame_count, src.name, quiet) as bar:
             frames = transcode(reader, dst, settings, composite, overlap=overlap, on_frame=lambda _: bar.update(1),
+                               depth=queue_depth(*reader.size),
                                timer=pipe.timer, check=finish,
                                empty=InputError(f"video has no decodable frames: {src.name}")).frames
     finally:

@@ -58,7 +58,7 @@ def bare_transcode(clip: Path, dst: Path, *, crf: int = 20, preset: str = "veryf
     of a file job, which the end-to-end ratio is measured against. ``limit`` stops after that many
     frames (for warming up, not for measuring).
     """
-    from ..io.transcode import EncodeSettings, transcode
+    from ..io.transcode import EncodeSettings, queue_depth, transcode
 
     reader = VideoReader(clip, planar=kind == "rgb")
     settings = EncodeSettings(rate=reader.rate, time_base=reader.time_base, kind=kind, crf=crf, preset=preset,
@@ -71,7 +71,7 @@ def bare_transcode(clip: Path, dst: Path, *, crf: int = 20, preset: str = "veryf
             yield item.pts, item.image if isinstance(item.image, Planar) else _as_kind(item.image, kind)
 
     try:
-        stats = transcode(reader, dst, settings, identity, overlap=overlap,
+        stats = transcode(reader, dst, settings, identity, overlap=overlap, depth=queue_depth(*reader.size),
                           empty=InputError(f"video has no decodable frames: {Path(clip).name}"))
     finally:
         reader.close()
