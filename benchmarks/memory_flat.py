@@ -8,8 +8,10 @@ The clip is the shared office-desk clip scaled to ``--size`` and played forwards
 once into a temporary folder with x264 ultrafast. Then ``backdrop video`` runs on it in a child
 process, and the child's resident memory (``/proc/PID/status`` VmRSS) is read every second. The
 report: RSS after the first 10 % of the run, at the end, its maximum, and the slope of a
-straight-line fit over the last 90 % (MB per minute). A leak of one frame's worth a second shows
-as hundreds of MB per minute; flat memory as a slope near zero.
+straight-line fit over the last 90 % (MB per minute), and RSS at half time. A leak of one
+frame's worth a second shows as hundreds of MB per minute; flat memory as a slope near zero. The
+stage timer keeps its last 10000 samples per stage (``timing.py``), about 6 MB once full, so RSS
+rises that much over the first 10000 frames and is flat after.
 """
 
 from __future__ import annotations
@@ -76,8 +78,10 @@ def run(clip: Path, out: Path, background: str, every: float = 1.0) -> dict:
     m = np.array([s[1] for s in samples])
     tail = t >= 0.1 * t[-1]
     slope = float(np.polyfit(t[tail] / 60.0, m[tail], 1)[0]) if tail.sum() > 2 else 0.0
+    second = t >= 0.5 * t[-1]
     return {"seconds": float(t[-1]), "samples": len(samples), "rss_at_10pct_mb": float(m[tail][0]),
-            "rss_end_mb": float(m[-1]), "rss_max_mb": float(m.max()), "slope_mb_per_min": slope,
+            "rss_at_half_mb": float(m[second][0]), "rss_end_mb": float(m[-1]), "rss_max_mb": float(m.max()),
+            "slope_mb_per_min": slope,
             "trace": [[round(a, 1), round(b, 1)] for a, b in samples[:: max(1, len(samples) // 60)]]}
 
 
@@ -98,7 +102,8 @@ def main(argv=None) -> int:
         result = run(clip, Path(tmp) / "out.mp4", args.background)
         result.update(frames=frames, size=list(size), load_before=list(load), load_after=list(os.getloadavg()))
     print(f"{frames} frames at {size[0]}x{size[1]} in {result['seconds']:.0f} s: RSS {result['rss_at_10pct_mb']:.0f} MB "
-          f"after 10 % -> {result['rss_end_mb']:.0f} MB at the end (max {result['rss_max_mb']:.0f} MB), "
+          f"after 10 % -> {result['rss_at_half_mb']:.1f} MB at half -> {result['rss_end_mb']:.1f} MB at the end "
+          f"(max {result['rss_max_mb']:.0f} MB), "
           f"slope {result['slope_mb_per_min']:+.2f} MB/min; load {load[0]:.2f} -> {os.getloadavg()[0]:.2f}")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=1))
