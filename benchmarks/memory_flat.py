@@ -94,6 +94,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     _, size = parse_size(args.size)
     frames = int(args.minutes * 60 * 30)
+    if frames < 30:
+        ap.error("--minutes must give at least one second of video")
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "long.mp4"
         print(f"writing {frames} frames at {size[0]}x{size[1]} ...", file=sys.stderr)
