@@ -99,12 +99,14 @@ class Planar:
                            else cv2.resize(v, (width, height), interpolation=cv2.INTER_LINEAR)])
         return cv2.transform(small, YUV_TO_RGB)
 
-    def paste(self, src: "Planar", rows: slice, cols: slice) -> None:
-        """Copy ``src``'s pixels of the (even-edged) rectangle ``rows`` x ``cols`` into this frame."""
-        self.y[rows, cols] = src.y[rows, cols]
-        hr, hc = half(rows), half(cols)
-        for k in (1, 2):
-            self.chroma(k)[hr, hc] = src.chroma(k)[hr, hc]
+    def paste(self, src: "Planar", rects: list[tuple[slice, slice]]) -> None:
+        """Copy ``src``'s pixels of the (even-edged) rectangles ``(rows, cols)`` into this frame."""
+        (y, u, v), (sy, su, sv) = self.planes, src.planes
+        for rows, cols in rects:
+            y[rows, cols] = sy[rows, cols]
+            hr, hc = half(rows), half(cols)
+            u[hr, hc] = su[hr, hc]
+            v[hr, hc] = sv[hr, hc]
 
 
 def half(s: slice) -> slice:

@@ -149,8 +149,7 @@ class FusedPass:
         half_size = (size[0] // 2, size[1] // 2)
         bg = background.render_planar(fs)
         out = bg.copy()
-        for rows, cols in tiles.runs(classes == INT):
-            out.paste(src, rows, cols)
+        out.paste(src, tiles.runs(classes == INT))
         planes, bg_planes, out_planes = src.planes, bg.planes, out.planes
         for rows, cols in self._bands(fs, tiles, classes, [] if corr is None else [corr[0].shape]):
             rect = (cols.start, rows.start, cols.stop, rows.stop)

@@ -153,6 +153,7 @@ class BackgroundWriter:
                         self._write(*args)
                     except BaseException as exc:
                         self._error = exc
+                args = None  # not kept alive while waiting for the next (a 4K frame is 12 MB)
         finally:
             self._finished.set()
 
