@@ -168,7 +168,8 @@ def markdown(res: dict) -> str:
                      + " |")
         lines.append("| bare transcode, ms/frame | "
                      + " | ".join(_f(r["transcode"]["ms_per_frame"], 1) for r in default) + " |")
-        lines += ["", "`decode` is timed on the reader alone (demux, decode, conversion to RGB); the other rows are "
+        lines += ["", "`decode` is timed on the reader alone (demux, decode, and the frame as the job reads it: "
+                  "the decoder's YUV planes for an RGB output); the other rows are "
                   "what the pipeline's stage timer recorded during the end-to-end run"
                   + ("; a stage that does not run exactly once a frame shows its calls and its total cost spread per "
                      "frame"

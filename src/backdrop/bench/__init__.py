@@ -5,8 +5,9 @@ people), the benchmark measures, in one process and one sitting:
 
 * **per-stage time** in ms/frame (min, median, p95, mean, and the per-frame share when a stage
   does not run on every frame): ``decode`` is timed here, on the :class:`VideoReader` iteration
-  (demux + decode + conversion to RGB); every other stage is whatever the pipeline's
-  :class:`~backdrop.timing.StageTimer` recorded during the end-to-end run (``inference``,
+  (demux + decode + the frame as the job reads it: YUV planes for an RGB output); every other
+  stage is whatever the pipeline's :class:`~backdrop.timing.StageTimer` recorded during the
+  end-to-end run (``inference``,
   ``postprocess``, ``composite``, ``encode``, and any stage the pipeline adds later);
 * **end-to-end frames/s** of :func:`backdrop.process_video` (the code path of ``backdrop video``),
   file to file, audio copied;

@@ -23,10 +23,12 @@ from ..stats import stats_ms
 WARMUP_FRAMES = 3
 
 
-def time_decode(clip: Path) -> dict[str, Any]:
-    """ms/frame of the VideoReader iteration alone (demux, decode, RGB conversion, rotation)."""
+def time_decode(clip: Path, planar: bool = False) -> dict[str, Any]:
+    """ms/frame of the VideoReader iteration alone: demux, decode, and the frame as the job reads
+    it (``planar``: the decoder's planes, as ``backdrop video`` does for an RGB output; else the
+    conversion to RGB and the rotation)."""
     samples: list[float] = []
-    reader = VideoReader(clip)
+    reader = VideoReader(clip, planar=planar)
     t = time.perf_counter()
     for _ in reader:
         now = time.perf_counter()

@@ -87,12 +87,12 @@ def bench_clip(clip: Path, cfg: BenchConfig, *, name: str, source: str, say: Say
     reader = VideoReader(clip)
     has_audio = reader.has_audio
     reader.close()
-    say(f"{name}: decode")
-    decode = time_decode(clip)
-    run: dict[str, Any] = {**info, "has_audio": has_audio, "frames": decode["n"]}
     pipe = _pipeline(cfg)
     try:
         kind = pipe.output_kind
+        say(f"{name}: decode")
+        decode = time_decode(clip, planar=kind == "rgb")  # the frames as the job reads them
+        run: dict[str, Any] = {**info, "has_audio": has_audio, "frames": decode["n"]}
         suffix = output_suffix(kind)
         w, h = None, None
         stages: dict[str, Any] = {"decode": decode}
