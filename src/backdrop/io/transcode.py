@@ -79,10 +79,12 @@ CHECK_EVERY = 8  # frames between two checks that the temp file still exists (on
 
 
 def queue_depth(width: int, height: int) -> int:
-    """Frames a thread may run ahead of the next: 4, or 2 from 8 megapixels (4K), where every
-    frame in flight is 12 MB of planes and more depth bought no speed (measured at 4K: 1135 ->
-    1084 MB peak RSS, frames/s unchanged)."""
-    return 2 if width * height >= 8_000_000 else 4
+    """Frames a thread may run ahead of the next: 4, or 1 from 8 megapixels (4K), where every
+    frame in flight is 12 MB of planes and more depth bought no speed. Measured at 4K on two
+    cores, peak RSS of ``backdrop video``: depth 4 1135 MB, 2 1084 MB; with one decoder thread
+    (``ONE_DECODER_THREAD_FROM``) depth 2 1002-1022 MB, 1 977-1004 MB, frames/s the same
+    within the noise (13-16)."""
+    return 1 if width * height >= 8_000_000 else 4
 
 
 def transcode(frames: Iterable[T], dst: str | Path, settings: EncodeSettings, stream: Stream, *,
