@@ -6,13 +6,14 @@ are used (and benchmarked) without pyvirtualcam or any device.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from ..planar import Planar
 
 
 def rgb_to_i420(rgb: np.ndarray) -> np.ndarray:
     """RGB uint8 HxWx3 (even W and H) -> I420 planes as a flat uint8 array of W*H*3/2 bytes."""
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).reshape(-1)
+    return Planar.from_rgb(rgb).data.reshape(-1)
 
 
 def rgb_to_yuyv(rgb: np.ndarray) -> np.ndarray:
@@ -22,10 +23,7 @@ def rgb_to_yuyv(rgb: np.ndarray) -> np.ndarray:
     for two lines, so the two formats show identical colours.
     """
     h, w = rgb.shape[:2]
-    yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
-    y = yuv[:h]
-    u = yuv[h:h + h // 4].reshape(h // 2, w // 2)
-    v = yuv[h + h // 4:].reshape(h // 2, w // 2)
+    y, u, v = Planar.from_rgb(rgb).planes
     out = np.empty((h, w // 2, 4), np.uint8)
     out[..., 0] = y[:, 0::2]
     out[..., 2] = y[:, 1::2]
