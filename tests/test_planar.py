@@ -62,7 +62,7 @@ def test_a_colour_correction_in_yuv_is_the_rgb_one():
     corr = np.zeros((540, 960, 3), np.float32)
     corr[100:300, 200:600] = rng.normal(0, 12, 3)  # a smooth shift of one region's colour
     want = Planar.from_rgb(cv2.add(rgb, corr, dtype=cv2.CV_8U))
-    dy, du, dv = yuv_correction([corr])
+    dy = np.ascontiguousarray(yuv_correction([corr])[..., 0])
     y = cv2.add(p.y, dy, dtype=cv2.CV_8U)
     moved = rgb.astype(np.float32) + corr
     # where RGB saturates it clips each channel and YUV does not: compare where neither clips

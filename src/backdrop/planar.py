@@ -114,9 +114,9 @@ def half(s: slice) -> slice:
     return slice(s.start // 2, s.stop // 2)
 
 
-def yuv_correction(corrections: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def yuv_correction(corrections: list[np.ndarray]) -> np.ndarray | None:
     """Working-size RGB colour corrections (levels, HxWx3, any grids) as one change of Y, U and V
-    (float32 HxW each, on the finest of their grids; None for none). Summed before upsampling
+    (float32 HxWx3, on the finest of their grids; None for none). Summed before upsampling
     (the corrections are smooth), so the fused pass adds one change per plane, not one each."""
     if not corrections:
         return None
@@ -125,8 +125,7 @@ def yuv_correction(corrections: list[np.ndarray]) -> tuple[np.ndarray, np.ndarra
     for c in corrections:
         c = c.astype(np.float32, copy=False)
         total += c if c.shape[:2] == (h, w) else cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR)
-    yuv = cv2.transform(total, RGB_DELTA_TO_YUV)
-    return yuv[..., 0].copy(), yuv[..., 1].copy(), yuv[..., 2].copy()
+    return cv2.transform(total, RGB_DELTA_TO_YUV)
 
 
 def planar_ok(width: int, height: int) -> bool:

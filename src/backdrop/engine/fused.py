@@ -88,7 +88,7 @@ class FusedPass:
             tiles = self._tiles(fs)
             if fs.planar is not None:
                 corr = yuv_correction(fs.corrections)
-                classes = self._classes(fs, full, tiles, [] if corr is None else [np.dstack(corr)])
+                classes = self._classes(fs, full, tiles, [] if corr is None else [corr])
                 out = self._compose_planar(fs, full, pipe.background, tiles, classes, corr)
             else:
                 classes = self._classes(fs, full, tiles, fs.corrections)
@@ -142,10 +142,11 @@ class FusedPass:
         return out
 
     def _compose_planar(self, fs: FrameState, full: list, background: Any, tiles: Tiles,
-                        classes: np.ndarray, corr: tuple | None) -> Planar:
+                        classes: np.ndarray, corr: np.ndarray | None) -> Planar:
         """The same over YUV 4:2:0 planes: luma blended at full size with the matte, chroma at half
         size with the matte's 2x2 means; corrections as the Y/U/V changes of their RGB levels."""
         src, size = fs.planar, fs.size
+        corr = None if corr is None else [np.ascontiguousarray(corr[..., k]) for k in range(3)]
         half_size = (size[0] // 2, size[1] // 2)
         bg = background.render_planar(fs)
         out = bg.copy()

@@ -13,7 +13,7 @@ import numpy as np
 from ..models import Segmenter
 from ..resize import downscale
 from ..timing import StageTimer
-from .state import FrameState, working_size
+from .state import FrameState, box_cells, working_size
 
 
 SCENE_CUT = 40.0  # mean grey-level change between two network passes that is a new shot
@@ -97,11 +97,8 @@ class Network:
         if box is None:
             return cv2.resize(self.infer(fs.network_crop(None, self.segmenter.spec.input_size)), (cw, ch),
                               interpolation=cv2.INTER_LINEAR)
-        x0, y0, x1, y1 = box
         low = self.infer(fs.network_crop(box, self.segmenter.spec.input_size))
-        sx, sy = cw / w, ch / h
-        cx0, cy0 = int(round(x0 * sx)), int(round(y0 * sy))
-        cx1, cy1 = max(cx0 + 1, int(round(x1 * sx))), max(cy0 + 1, int(round(y1 * sy)))
+        cx0, cy0, cx1, cy1 = box_cells(box, (w, h), (cw, ch))
         canvas = np.zeros((ch, cw), np.float32)
         canvas[cy0:cy1, cx0:cx1] = cv2.resize(low, (cx1 - cx0, cy1 - cy0), interpolation=cv2.INTER_LINEAR)
         return canvas

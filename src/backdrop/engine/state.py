@@ -22,6 +22,16 @@ from ..resize import downscale
 from ..timing import StageTimer
 
 
+def box_cells(box: tuple[int, int, int, int], size: tuple[int, int], grid: tuple[int, int]
+              ) -> tuple[int, int, int, int]:
+    """The cells (x0, y0, x1, y1) of a working-size grid ``grid`` (w, h) that a box of the frame
+    (``size`` (w, h)) covers: where the network's matte of that box is pasted."""
+    x0, y0, x1, y1 = box
+    sx, sy = grid[0] / size[0], grid[1] / size[1]
+    cx0, cy0 = int(round(x0 * sx)), int(round(y0 * sy))
+    return cx0, cy0, max(cx0 + 1, int(round(x1 * sx))), max(cy0 + 1, int(round(y1 * sy)))
+
+
 def working_size(w: int, h: int, work_size: int) -> tuple[int, int, float]:
     """(width, height, scale) of the working resolution: long side at most ``work_size``."""
     s = min(1.0, work_size / max(h, w))
@@ -79,9 +89,7 @@ class FrameState:
         if self._rgb is None and self.small is not None:
             w, h = self.size
             sh, sw = self.small.shape[:2]
-            x0, y0, x1, y1 = box or (0, 0, w, h)
-            cx0, cy0 = int(round(x0 * sw / w)), int(round(y0 * sh / h))  # the canvas cells it goes to
-            cx1, cy1 = max(cx0 + 1, int(round(x1 * sw / w))), max(cy0 + 1, int(round(y1 * sh / h)))
+            cx0, cy0, cx1, cy1 = box_cells(box or (0, 0, w, h), (w, h), (sw, sh))  # where it goes
             if cy1 - cy0 >= input_size[0] and cx1 - cx0 >= input_size[1]:
                 return self.small[cy0:cy1, cx0:cx1]
         return self.crop_rgb(box)

@@ -67,15 +67,12 @@ class Background:
     def render_planar(self, fs) -> Planar:
         """:meth:`render` as YUV 4:2:0 planes for the planar fused pass (``engine/fused.py``),
         which never makes the RGB frame: ``render`` gets a stand-in of the frame's shape (the
-        fused pass runs only where it needs no more, see :meth:`fuses`). A background that
-        renders the same array again (image, colour) is converted once."""
+        fused pass runs only where it needs no more, see :meth:`fuses`). Kinds whose picture does
+        not change (image, colour) keep their planes themselves."""
         w, h = fs.size
         shape_only = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (h, w, 3))
-        rgb = self.render(fs.index, shape_only, None, small=fs.working_pair() if self.needs_frame else None)
-        cached = getattr(self, "_planar_of", None)
-        if cached is None or cached[0] is not rgb:
-            cached = self._planar_of = (rgb, Planar.from_rgb(rgb))
-        return cached[1]
+        return Planar.from_rgb(self.render(fs.index, shape_only, None,
+                                           small=fs.working_pair() if self.needs_frame else None))
 
     def fuses(self, fs) -> bool:
         """Whether the fused pass (``engine/fused.py``) can composite over this background: the
