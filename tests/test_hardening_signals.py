@@ -166,3 +166,49 @@ def test_background_writer_close_survives_an_interrupt():
         w.close()
     timer.join()
     assert done == [0, 1, 2]  # every queued write finished before close returned
+
+
+def _signal_right_after_start(monkeypatch, name: str) -> None:
+    """A Ctrl-C that arrives while ``Thread.start`` has created the thread but not returned
+    (it waits for the thread to run): the window where CI once saw a decoder left running."""
+    start = threading.Thread.start
+
+    def start_then_signal(self):
+        start(self)
+        if self.name == name:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_signal)
+
+
+def _alive(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == name]
+
+
+def test_a_stop_inside_the_decoders_start_still_joins_it(monkeypatch):
+    from backdrop.io.threaded import prefetch
+
+    closed_on: list[str] = []
+
+    def endless():
+        try:
+            while True:
+                time.sleep(0.002)  # decoding: it would run on, and read a closed container
+                yield 1
+        finally:
+            closed_on.append(threading.current_thread().name)
+
+    _signal_right_after_start(monkeypatch, "backdrop-prefetch")
+    with pytest.raises(KeyboardInterrupt):
+        next(prefetch(endless(), depth=2))
+    assert closed_on == ["backdrop-prefetch"] and not _alive("backdrop-prefetch")
+
+
+def test_a_stop_inside_a_writers_start_leaves_no_thread(monkeypatch):
+    from backdrop.io.threaded import BackgroundWriter
+
+    _signal_right_after_start(monkeypatch, "backdrop-writer")
+    with pytest.raises(KeyboardInterrupt):
+        BackgroundWriter(lambda *a: None, depth=2)
+    time.sleep(0.05)
+    assert not _alive("backdrop-writer")

@@ -10,6 +10,7 @@ flat; errors in either thread are re-raised in the caller's thread; closing stop
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -46,6 +47,31 @@ def _put(q: queue.Queue, item: Any) -> None:
 class _Failure:
     def __init__(self, exc: BaseException):
         self.exc = exc
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def start_thread(thread: threading.Thread) -> None:
+    """``thread.start()`` with the stop signals held back by the kernel until it has returned.
+
+    A Ctrl-C that lands inside ``Thread.start`` (it waits for the new thread to run) raises out
+    of it after the thread was created: the caller never learns it has a thread to stop, and
+    that decoder went on reading from a container the main thread then closed, a SIGSEGV seen in
+    CI (``test_stop_in_the_first_second_never_crashes``). Blocked, the signal stays pending and its
+    handler runs right after this call, where the caller's cleanup already covers the thread.
+    Threads inherit the mask, so the worker (and FFmpeg's threads it starts) never take a stop
+    signal; the main thread, which handles them, gets it back. Only the main thread may block
+    (``pthread_sigmask`` acts on the calling thread alone).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        thread.start()
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def join_fully(thread: threading.Thread, finished: threading.Event,
@@ -110,8 +136,8 @@ def prefetch(items: Iterable[Any], depth: int = 4) -> Iterator[Any]:
             finished.set()
 
     t = threading.Thread(target=work, name="backdrop-prefetch", daemon=True)
-    t.start()
     try:
+        start_thread(t)
         while True:
             item = _get(q)
             if item is _END:
@@ -140,7 +166,12 @@ class BackgroundWriter:
         self._error: BaseException | None = None
         self._finished = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backdrop-writer", daemon=True)
-        self._thread.start()
+        try:
+            start_thread(self._thread)
+        except BaseException:  # a stop right after the start: the caller gets no writer to close
+            if self._thread.ident is not None:
+                self.close()
+            raise
 
     def _run(self) -> None:
         try:

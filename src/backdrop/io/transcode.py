@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, signals_deferred
 from ..planar import Planar
 from .atomic import atomic_output, check_written
 from .threaded import BackgroundWriter, prefetch
@@ -140,13 +140,14 @@ def transcode(frames: Iterable[T], dst: str | Path, settings: EncodeSettings, st
                         image = image() if deferred else image  # its size opens the encoder
                         size = image.size if isinstance(image, Planar) else (image.shape[1], image.shape[0])
                         writer = settings.writer(tmp, size[0], size[1], dst.suffix)
-                        if overlap and deferred:
-                            # three threads after the decoder's: the stream's work, the
-                            # deferred full-size images, the encoder (each bounded)
-                            encoder = BackgroundWriter(encode, depth=max(1, depth // 2))
-                            behind = BackgroundWriter(make, depth=max(1, depth // 2))
-                        elif overlap:
-                            behind = BackgroundWriter(encode, depth=depth)
+                        with signals_deferred():  # a stop lands once both are known to close_threads
+                            if overlap and deferred:
+                                # three threads after the decoder's: the stream's work, the
+                                # deferred full-size images, the encoder (each bounded)
+                                encoder = BackgroundWriter(encode, depth=max(1, depth // 2))
+                                behind = BackgroundWriter(make, depth=max(1, depth // 2))
+                            elif overlap:
+                                behind = BackgroundWriter(encode, depth=depth)
                     if behind is not None:
                         behind.write(image, pts)
                     else:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..io.threaded import start_thread
 from ..stats import percentile, recent_fps
 
 log = logging.getLogger(__name__)
@@ -273,12 +274,12 @@ class LiveLoop:
         the capture or processing thread are re-raised here."""
         self._threads = [threading.Thread(target=self._capture, name="backdrop-capture", daemon=True),
                          threading.Thread(target=self._processing, name="backdrop-process", daemon=True)]
-        for t in self._threads:
-            t.start()
         t_end = None if duration is None else time.perf_counter() + duration
         next_stats = time.perf_counter() + self.stats_interval
         last_write = time.perf_counter()
         try:
+            for t in self._threads:  # inside the try: a Ctrl-C during a start still stops them
+                start_thread(t)
             while True:
                 try:
                     frame = self.q_out.get(timeout=0.02)
@@ -321,6 +322,8 @@ class LiveLoop:
         self._stop.set()
         self.q_in.close()
         for t in self._threads:
+            if t.ident is None:  # never started (a stop came first)
+                continue
             t.join(timeout)
             if t.is_alive():  # pragma: no cover - a camera read that never returns
                 log.warning("thread %s did not stop within %.0f s", t.name, timeout)
