@@ -71,6 +71,55 @@ def test_failure_mid_stream_leaves_nothing(clip, tmp_path, overlap):
     assert no_loop_threads()
 
 
+@pytest.mark.parametrize("fails", [False, True])
+def test_an_overlapped_job_shares_opencvs_pool_and_gives_it_back(clip, tmp_path, monkeypatch, fails):
+    """While the loop's own threads keep the cores busy, OpenCV's pool gets what is left
+    (one thread here, with 2 CPUs); after the job, finished or failed, it is as it was."""
+    import cv2
+
+    from backdrop.io import threaded
+
+    monkeypatch.setattr(threaded, "usable_cpus", lambda: 2)
+    before = cv2.getNumThreads()
+    seen = []
+
+    def watching(frames):
+        for i, (pts, img) in enumerate(inverted(frames)):
+            seen.append(cv2.getNumThreads())
+            if fails and i == 3:
+                raise InputError("frame 3 is bad")
+            yield pts, img
+
+    reader = VideoReader(clip)
+    try:
+        transcode(reader, tmp_path / "o.mp4", settings_for(reader), watching, overlap=True)
+    except InputError:
+        assert fails
+    assert seen and set(seen) == {1}
+    assert cv2.getNumThreads() == before
+
+
+def test_a_one_thread_job_leaves_opencvs_pool_alone(clip, tmp_path):
+    """Without the loop's threads (``overlap=False``, the live paths) OpenCV keeps its pool."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    seen = []
+
+    def watching(frames):
+        for pts, img in inverted(frames):
+            seen.append(cv2.getNumThreads())
+            yield pts, img
+
+    try:
+        reader = VideoReader(clip)
+        transcode(reader, tmp_path / "o.mp4", settings_for(reader), watching, overlap=False)
+        assert seen and set(seen) == {2}
+    finally:
+        cv2.setNumThreads(before)
+
+
 def test_nothing_to_write_raises_the_given_error(clip, tmp_path):
     reader = VideoReader(clip)
     with pytest.raises(OutputError, match="nothing kept"):

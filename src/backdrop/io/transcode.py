@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import InputError, signals_deferred
 from ..planar import Planar
 from .atomic import atomic_output, check_written
-from .threaded import BackgroundWriter, prefetch
+from .threaded import BackgroundWriter, opencv_pool_shared, prefetch
 from .video import VideoWriter, validate_encoder_options
 
 T = TypeVar("T")
@@ -108,7 +108,7 @@ def transcode(frames: Iterable[T], dst: str | Path, settings: EncodeSettings, st
     frames_in = prefetch(frames, depth=depth) if overlap else frames
     count, size = 0, (0, 0)
     try:
-        with atomic_output(dst) as tmp:
+        with opencv_pool_shared() if overlap else nullcontext(), atomic_output(dst) as tmp:
             writer: VideoWriter | None = None
             behind: BackgroundWriter | None = None
             encoder: BackgroundWriter | None = None  # with deferred images: behind makes, this encodes
