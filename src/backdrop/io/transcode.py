@@ -95,7 +95,8 @@ def transcode(frames: Iterable[T], dst: str | Path, settings: EncodeSettings, st
 
     ``frames`` is any iterable of decoded items (a :class:`VideoReader` usually; the caller
     closes it). With ``overlap`` the items are decoded ``depth`` ahead on one thread and the
-    images encoded up to ``depth`` behind on another; the file is identical either way.
+    images encoded up to ``depth`` behind on another, and OpenCV's pool is cut to the cores those
+    threads leave (:func:`~backdrop.io.threaded.opencv_pool_shared`); the file is identical either way.
     ``on_frame(n)`` runs after the n-th image was handed to the encoder (progress bars, test
     hooks); ``timer("encode")``, when given, wraps each encode (a :class:`StageTimer`).
     ``empty`` is raised when ``stream`` yields nothing (default: an :class:`InputError`).
