@@ -79,10 +79,6 @@ class Tiles:
         f = cv2.erode if every else cv2.dilate
         return f(u, np.ones((self.cy, self.cx), np.uint8), anchor=(0, 0))[::self.cy, ::self.cx] > 0
 
-    def expand(self, tiles: np.ndarray) -> np.ndarray:
-        """A tile map back onto the matte's grid (each cell takes its tile's value)."""
-        return np.repeat(np.repeat(tiles, self.cy, axis=0), self.cx, axis=1)
-
     def support(self, corr: np.ndarray) -> np.ndarray:
         """Tiles that an upsampled correction (any grid, HxW or HxWx3) may change: its nonzero
         cells grown by two cells (bilinear reach and rounding of the tile edges)."""
