@@ -92,12 +92,8 @@ class Planar:
     def small_rgb(self, width: int, height: int) -> np.ndarray:
         """The frame at ``width`` x ``height`` in RGB: each plane shrunk (:func:`downscale`),
         then one conversion of the small 4:4:4 image (a fraction of a whole-frame conversion)."""
-        y, u, v = self.planes
-        small = cv2.merge([downscale(y, width, height), downscale(u, width, height) if u.shape[1] >= width
-                           else cv2.resize(u, (width, height), interpolation=cv2.INTER_LINEAR),
-                           downscale(v, width, height) if v.shape[1] >= width
-                           else cv2.resize(v, (width, height), interpolation=cv2.INTER_LINEAR)])
-        return cv2.transform(small, YUV_TO_RGB)
+        # half-size chroma may be below the target size: downscale then upsamples it bilinearly
+        return cv2.transform(cv2.merge([downscale(p, width, height) for p in self.planes]), YUV_TO_RGB)
 
     def paste(self, src: "Planar", rects: list[tuple[slice, slice]]) -> None:
         """Copy ``src``'s pixels of the (even-edged) rectangles ``(rows, cols)`` into this frame."""
