@@ -49,10 +49,9 @@ def machine_info() -> dict[str, Any]:
             ram_gb = round(psutil.virtual_memory().total / 2**30, 1)
         except ImportError:
             pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    from ..io.threaded import usable_cpus
+
+    usable = usable_cpus()
     try:
         load = [round(x, 2) for x in os.getloadavg()]
     except (AttributeError, OSError):

@@ -225,8 +225,14 @@ def usable_cpus() -> int:
 #: threads of an overlapped file job besides the one OpenCV's pool serves: the decoder, the
 #: encoder and the other stage thread (``io/transcode.py``)
 OTHER_JOB_THREADS = 3
-_cv_lock = threading.Lock()
-_cv_users = [0, 0]  # jobs inside opencv_pool_shared, OpenCV's thread count before the first
+
+
+class _OpenCVPool:
+    """Who holds OpenCV's pool cut (:func:`opencv_pool_shared`), and its size before the first."""
+
+    lock = threading.Lock()
+    jobs = 0
+    threads_before = 0
 
 
 @contextmanager
@@ -243,18 +249,19 @@ def opencv_pool_shared() -> Iterator[None]:
     """
     import cv2
 
-    with signals_deferred(), _cv_lock:
-        if _cv_users[0] == 0:
-            _cv_users[1] = cv2.getNumThreads()
+    pool = _OpenCVPool
+    with signals_deferred(), pool.lock:
+        if pool.jobs == 0:
+            pool.threads_before = cv2.getNumThreads()
             cv2.setNumThreads(max(1, usable_cpus() - OTHER_JOB_THREADS))
-        _cv_users[0] += 1
+        pool.jobs += 1
     try:
         yield
     finally:
-        with signals_deferred(), _cv_lock:
-            _cv_users[0] -= 1
-            if _cv_users[0] == 0:
-                cv2.setNumThreads(_cv_users[1])
+        with signals_deferred(), pool.lock:
+            pool.jobs -= 1
+            if pool.jobs == 0:
+                cv2.setNumThreads(pool.threads_before)
 
 
 class Poller:
