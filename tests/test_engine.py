@@ -38,7 +38,7 @@ def on_value(opt):
     """A value that turns the option's stage on."""
     if opt.validator is not None:
         return FREE_FORM[opt.name]
-    if opt.kind is bool:
+    if opt.value_type is bool:
         return True
     if opt.choices:
         return next(c for c in opt.choices if c != opt.raw)

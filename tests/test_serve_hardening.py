@@ -321,7 +321,7 @@ def test_a_background_video_that_turns_to_garbage_does_not_freeze_the_peer(serve
     calls = []
     original = video.VideoBackground.render
 
-    def render(self, index, frame, alpha, small=None):
+    def render(self, index, frame, alpha, working=None):
         calls.append(index)
         if len(calls) > 4:
             raise av.InvalidDataError(1094995529, "Invalid data found when processing input")

@@ -25,12 +25,12 @@ SLIDE_KINDS = ("image", "video", "presenter")  # what --presenter can take as --
 
 def _add_flag(group, opt: Opt) -> None:
     flag = opt.cli_flag
-    if opt.kind is bool:
+    if opt.value_type is bool:
         action = "store_false" if opt.default else "store_true"
         group.add_argument(flag, dest=opt.name, action=action, default=None,
                            help=f"turn off: {opt.help}" if opt.default else opt.help)
         return
-    extra: dict[str, Any] = {"choices": opt.choices} if opt.choices else {"type": opt.kind, "metavar": opt.metavar}
+    extra: dict[str, Any] = {"choices": opt.choices} if opt.choices else {"type": opt.value_type, "metavar": opt.metavar}
     shown = "" if opt.default in ("", None) else f" (default {opt.default})"
     group.add_argument(flag, dest=opt.name, default=None, help=opt.help + shown, **extra)
 

@@ -11,9 +11,12 @@ classed before any full-size work:
 - ``INT``: surely above ``1 - SURE`` and no colour correction reaches it: the output is the frame;
 - ``BAND``: everything else: the full computation, over rectangles of band tiles only.
 
-A stage takes part through its ``can_fuse`` / ``fuse_*`` hooks (``stages/base.py``); the pass runs
-only when every stage that is on can, and the background composites with the plain blend
-(``Background.fuses``). Otherwise, or when the caller wants the full-size matte, the unfused path
+A stage takes part through its ``fuse_*`` hooks (``stages/base.py``); whether it can is read off
+its declaration (``StageSpec.fuses``: a full-phase stage with ``fuse_region``, a compose stage
+that only corrects colours at working size and reads no full-size matte). The pass runs only when
+every stage that is on can, and the background composites with the plain blend
+(``Background.fuses``). It drives the stages through the pipeline's public ``stages_in`` /
+``stages_with`` / ``run_hook``. Otherwise, or when the caller wants the full-size matte, the unfused path
 runs. On band pixels the result is bit-identical to the unfused one; elsewhere it differs by at
 most one level (``tests/test_fused.py`` checks both on real frames).
 """
@@ -44,12 +47,12 @@ def fusable(pipe: Any, fs: FrameState) -> bool:
     """Whether frame ``fs`` of pipeline ``pipe`` can take the fused pass."""
     if fs.size[0] * fs.size[1] < FUSE_FROM_PIXELS:
         return False
-    if fs.canvas is None or fs.small is None or "model_matte" in fs.extra or "model_fg" in fs.extra:
+    if fs.work_matte is None or fs.work_frame is None or fs.model_alpha is not None or fs.model_fg is not None:
         return False
-    full = pipe._hooks["full"]
+    full = pipe.stages_in("full")
     if not full or not full[0].spec.upsamples or not pipe.background.fuses(fs):
         return False
-    return all(s.can_fuse(fs) for s in pipe.stages if s.spec.phase in ("full", "compose"))
+    return pipe.fuses
 
 
 class FusedPass:
@@ -60,9 +63,9 @@ class FusedPass:
         self.last_classes: np.ndarray | None = None  # for tests and bench: the last frame's tiles
 
     def _tiles(self, fs: FrameState) -> Tiles:
-        key = (fs.size, fs.canvas.shape, fs.planar is not None)
+        key = (fs.size, fs.work_matte.shape, fs.planar is not None)
         if self.tiles is None or (self.tiles.size, self.tiles.grid, self.tiles.even) != key:
-            self.tiles = Tiles(fs.size, fs.canvas.shape, even=fs.planar is not None)
+            self.tiles = Tiles(fs.size, fs.work_matte.shape, even=fs.planar is not None)
         return self.tiles
 
     @staticmethod
@@ -70,17 +73,17 @@ class FusedPass:
         """The full stages' ``fuse_prepare`` (guided coefficients at working size): no full-size
         work and no stage state, so a file job runs it on the pipeline's thread and
         :meth:`__call__` on another (``Pipeline.stream(defer=True)``)."""
-        for stage in pipe._hooks["full"]:
-            pipe._run(stage, "fuse_prepare", fs)
+        for stage in pipe.stages_in("full"):
+            pipe.run_hook(stage, "fuse_prepare", fs)
 
     def __call__(self, pipe: Any, fs: FrameState) -> Any:
         """The output of a frame whose :meth:`prepare` ran (the frames of a stream in order):
         the compose stages' colour corrections (working size, on this thread because the
         pipeline's thread is the busier one: 720p 65-67 -> 69-71 frames/s measured), then the
         full-size pass."""
-        full, run, timer = pipe._hooks["full"], pipe._run, pipe.timer
+        full, run, timer = pipe.stages_in("full"), pipe.run_hook, pipe.timer
         fs.fg = None if fs.planar is not None else fs.frame
-        for stage in pipe._hooks["foreground"]:
+        for stage in pipe.stages_with("foreground"):
             run(stage, "foreground", fs)
         for stage in full:
             run(stage, "fuse_begin", fs)
@@ -128,7 +131,7 @@ class FusedPass:
 
     def _compose(self, fs: FrameState, full: list, background: Any, tiles: Tiles, classes: np.ndarray) -> np.ndarray:
         frame, size, corrections = fs.frame, fs.size, fs.corrections
-        bg = background.render(fs.index, frame, None, small=fs.working_pair() if background.needs_frame else None)
+        bg = background.render(fs.index, frame, None, working=fs.working_pair() if background.needs_frame else None)
         out = bg.copy()
         for rows, cols in tiles.runs(classes == INT):
             out[rows, cols] = frame[rows, cols]

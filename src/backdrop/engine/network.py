@@ -1,7 +1,7 @@
 """Running the segmentation network on a frame or a crop of it, timed and counted.
 
 The network sees the whole frame, or the crop box a stage chose (ROI). Its low-resolution output
-is pasted into a canvas at working size (zeros outside the crop), or, on the raw path where no
+is pasted into the working-size matte (zeros outside the crop), or, on the raw path where no
 stage works at working size, resized straight to the frame's size: the bare network.
 """
 
@@ -24,7 +24,7 @@ class Network:
     """The segmenter of one pipeline, with the engine's timer and an inference count.
 
     A matting model (RVM: ``spec.kind == "matting"``) sees the whole frame at full resolution and
-    gives a full-size alpha and foreground (kept in ``fs.extra``); its recurrent state is cleared
+    gives a full-size alpha and foreground (``fs.model_alpha``, ``fs.model_fg``); its recurrent state is cleared
     on a scene cut and after a long gap without a pass (skipped or paused frames), where carrying
     it would smear the old shot into the new one.
     """
@@ -35,14 +35,15 @@ class Network:
         self.inferences = 0
         self.matting_size = matting_size
         self._last: tuple[int, np.ndarray] | None = None  # (frame index, small grey) of the last pass
-        self.last_pass: dict | None = None  # the last pass's full-size results (matting models)
+        # a matting model's last pass: (alpha, foreground, working-size alpha), for skipped frames
+        self.last_pass: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
 
     @property
     def is_matting(self) -> bool:
         return bool(getattr(self.segmenter.spec, "is_matting", False))
 
     def _matte_full(self, fs: FrameState) -> np.ndarray:
-        """A matting model's pass: alpha at full size; alpha and foreground kept in ``fs.extra``."""
+        """A matting model's pass: alpha at full size; alpha and foreground kept in ``fs``."""
         small = cv2.resize(cv2.cvtColor(fs.frame, cv2.COLOR_RGB2GRAY), (64, 36), interpolation=cv2.INTER_AREA)
         if self._last is not None:
             index, grey = self._last
@@ -53,18 +54,13 @@ class Network:
         with self.timer("inference"):
             alpha, fg = self.segmenter.matte_full(fs.frame, self.matting_size)
             self.inferences += 1
-        fs.extra["model_matte"] = alpha
-        if fg is not None:
-            fs.extra["model_fg"] = fg
-        self.last_pass = fs.extra
+        fs.model_alpha, fs.model_fg = alpha, fg
         return alpha
 
     def reuse_last_pass(self, fs: FrameState) -> None:
         """A frame whose pass was skipped reuses the last pass's full-size alpha and foreground."""
         if self.last_pass is not None and self.is_matting:
-            for key in ("model_matte", "model_fg", "model_canvas"):
-                if key in self.last_pass:
-                    fs.extra[key] = self.last_pass[key]
+            fs.model_alpha, fs.model_fg, fs.model_alpha_small = self.last_pass
 
     def reset(self) -> None:
         self._last = None
@@ -87,21 +83,22 @@ class Network:
             return spec.postprocess(y)
 
     def segment(self, fs: FrameState, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-        """The matte on ``box`` (None = the whole frame), pasted into a working-size canvas."""
+        """The matte on ``box`` (None = the whole frame), pasted into a working-size matte."""
         w, h = fs.size
         cw, ch, _ = working_size(w, h, fs.work_size)
         if self.is_matting:  # the whole frame, always: a crop would break its recurrent state
             alpha = self._matte_full(fs)
-            fs.extra["model_canvas"] = canvas = downscale(alpha, cw, ch)
-            return canvas
+            fs.model_alpha_small = work_matte = downscale(alpha, cw, ch)
+            self.last_pass = (alpha, fs.model_fg, work_matte)
+            return work_matte
         if box is None:
             return cv2.resize(self.infer(fs.network_crop(None, self.segmenter.spec.input_size)), (cw, ch),
                               interpolation=cv2.INTER_LINEAR)
         low = self.infer(fs.network_crop(box, self.segmenter.spec.input_size))
         cx0, cy0, cx1, cy1 = box_cells(box, (w, h), (cw, ch))
-        canvas = np.zeros((ch, cw), np.float32)
-        canvas[cy0:cy1, cx0:cx1] = cv2.resize(low, (cx1 - cx0, cy1 - cy0), interpolation=cv2.INTER_LINEAR)
-        return canvas
+        work_matte = np.zeros((ch, cw), np.float32)
+        work_matte[cy0:cy1, cx0:cx1] = cv2.resize(low, (cx1 - cx0, cy1 - cy0), interpolation=cv2.INTER_LINEAR)
+        return work_matte
 
     def full_frame(self, fs: FrameState) -> np.ndarray:
         """The raw path: the network on the whole frame, resized bilinearly to the frame's size

@@ -30,6 +30,7 @@ from ..stages import STAGES
 from ..stages.base import HOOKS, StageContext, implements
 from ..stages.refine import bilinear_upsample
 from ..timing import StageTimer
+from .contract import check_contract
 from .fused import FusedPass, fusable
 from .network import Network
 from .options import OPTIONS, PipelineOptions, check_overrides
@@ -94,10 +95,12 @@ class Pipeline:
                 stage = (keep or {}).get(spec.name) or spec.make(self.options, ctx)
                 stage.spec = spec
                 stages.append(stage)
+        check_contract(s.spec for s in stages)  # before the first frame: a read nothing writes is one line
         self.stages = stages
         self._hooks = {hook: [s for s in stages if implements(s, hook)] for hook in HOOKS}
         self._works = any(s.spec.phase != "compose" for s in stages)  # else: the raw path
         self._upsampled = any(s.spec.upsamples for s in stages)
+        self.fuses = all(s.spec.fuses(s) for s in stages)  # every stage that is on can join the fused pass
 
     def update_options(self, **changes: Any) -> PipelineOptions:
         """Change options between two frames (live); stages whose options changed (or were set
@@ -128,11 +131,21 @@ class Pipeline:
         """``rgb``, ``rgba`` or ``gray``: what :meth:`__call__` returns (the background says)."""
         return self.background.output_kind
 
-    # -- one frame ----------------------------------------------------------------------------
-    def _run(self, stage, hook: str, *args: Any) -> Any:
+    # -- the stages' hooks, for the engine's own passes (``engine/fused.py``) ---------------------
+    def stages_with(self, hook: str) -> list:
+        """The stages that are on and implement ``hook`` (one of ``stages.base.HOOKS``), in order."""
+        return self._hooks[hook]
+
+    def stages_in(self, phase: str) -> list:
+        """The stages that are on in ``phase``, in order."""
+        return [s for s in self.stages if s.spec.phase == phase]
+
+    def run_hook(self, stage, hook: str, *args: Any) -> Any:
+        """Call ``stage``'s ``hook`` with ``args``, timed under the stage's name."""
         with self.timer(stage.spec.name):
             return getattr(stage, hook)(*args)
 
+    # -- one frame ----------------------------------------------------------------------------
     def _work(self, frame: np.ndarray) -> FrameState:
         """Network and work phases of a new frame: its working-size matte (or, on the raw path,
         the network's matte at full size)."""
@@ -145,7 +158,7 @@ class Pipeline:
         fs.prepare_working()
         hooks = self._hooks
         for stage in hooks["before"]:
-            self._run(stage, "before", fs)
+            self.run_hook(stage, "before", fs)
             if fs.skipped:
                 break
         if fs.skipped:
@@ -154,14 +167,14 @@ class Pipeline:
             if hooks["segment"]:  # a stage that runs the network itself (ROI) times its own parts
                 hooks["segment"][0].segment(fs, self.network)
             else:
-                fs.canvas = self.network.segment(fs)
+                fs.work_matte = self.network.segment(fs)
             for stage in hooks["after"]:
-                self._run(stage, "after", fs)
+                self.run_hook(stage, "after", fs)
             for stage in hooks["learn"]:
-                self._run(stage, "learn", fs)
+                self.run_hook(stage, "learn", fs)
         for stage in hooks["work"]:
             if stage.spec.on_skipped or not fs.skipped:
-                self._run(stage, "work", fs)
+                self.run_hook(stage, "work", fs)
         return fs
 
     def _full(self, fs: FrameState) -> np.ndarray:
@@ -171,17 +184,17 @@ class Pipeline:
                 with self.timer("refine"):
                     fs.matte = self._upsample(fs)
             for stage in self._hooks["full"]:
-                self._run(stage, "full", fs)
+                self.run_hook(stage, "full", fs)
         return fs.matte
 
     def _upsample(self, fs: FrameState) -> np.ndarray:
         """The working-size matte at full size: bilinear, or for a matting model its own full-size
         alpha plus what the stages changed at working size (none: the alpha as it came)."""
-        model = fs.extra.get("model_matte")
-        fs.extra["full_from"] = "bilinear" if model is None else "model"
+        model = fs.model_alpha
+        fs.matte_source = "bilinear" if model is None else "model"
         if model is None:
-            return bilinear_upsample(fs.canvas, *fs.size)
-        change = fs.canvas - fs.extra["model_canvas"]
+            return bilinear_upsample(fs.work_matte, *fs.size)
+        change = fs.work_matte - fs.model_alpha_small
         if not change.any():
             return model
         return np.clip(model + bilinear_upsample(change, *fs.size), 0.0, 1.0)
@@ -208,7 +221,7 @@ class Pipeline:
         fs.fg = fs.frame
         if bg.uses_foreground:
             for stage in self._hooks["foreground"]:
-                self._run(stage, "foreground", fs)
+                self.run_hook(stage, "foreground", fs)
         with self.timer("composite"):
             return bg.composite(fs, self._over, self._finish)
 
@@ -261,7 +274,7 @@ class Pipeline:
                 continue
             if held is not None:
                 for stage in look:
-                    self._run(stage, "look_ahead", held[1], fs)
+                    self.run_hook(stage, "look_ahead", held[1], fs)
                 yield (held[0], *self._output(held[1], mattes, defer))
             held = (item, fs)
         if held is not None:

@@ -3,14 +3,16 @@
 Frames are RGB uint8 HxWx3 and mattes float32 HxW in [0, 1] everywhere here (a file job may hand
 in its decoded YUV planes instead, a :class:`~backdrop.planar.Planar`: then ``frame``, the RGB
 frame, is made only if a stage asks for it, and the fused pass blends the planes). One
-:class:`FrameState` is made per frame by the engine; each stage reads and writes the fields of its
-phase. ``canvas`` is the matte at working size (``None`` on the raw path, where nothing works at
-working size); ``matte`` is the matte at the frame's size once the full phase has run.
+:class:`FrameState` is made per frame by the engine; each stage reads and writes the fields it
+declares (``StageSpec.reads``/``writes``, checked when a pipeline is built: ``engine/contract.py``).
+``work_frame``/``work_grey``/``work_matte`` are the frame and matte at working size (``None`` on the
+raw path, where nothing works at working size); ``matte`` is the matte at the frame's size once the
+full phase has run. There is no untyped side channel: what one stage hands another is a field here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import cv2
@@ -40,21 +42,31 @@ def working_size(w: int, h: int, work_size: int) -> tuple[int, int, float]:
 
 @dataclass
 class FrameState:
-    """Everything the stages know about one frame."""
+    """Everything the stages know about one frame (RGB uint8 frames, float32 [0, 1] mattes)."""
 
     index: int
     image: Any  # the frame as it came: RGB uint8 HxWx3, or a Planar (file jobs), full size
     timer: StageTimer
     work_size: int
-    small: np.ndarray | None = None  # the frame at working size, RGB uint8
-    grey: np.ndarray | None = None  # ``small`` in grey, float32
-    canvas: np.ndarray | None = None  # the matte at working size
-    box: tuple[int, int, int, int] | None = None  # the crop the network ran on (None: whole frame)
+    # the working size (long side ``work_size``): the network phase's inputs and its matte
+    work_frame: np.ndarray | None = None  # the frame at working size, RGB uint8
+    work_grey: np.ndarray | None = None  # ``work_frame`` in grey, float32 0..255
+    work_matte: np.ndarray | None = None  # the matte at working size, float32 [0, 1]
+    crop_box: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) the network ran on (None: whole frame)
     skipped: bool = False  # the network did not run: the last matte is reused
-    weight: np.ndarray | None = None  # temporal fusion's weight of the past (working size)
+    past_weight: np.ndarray | None = None  # temporal fusion's weight of the past (working size)
+    # a matting model's own results (RVM): full-size alpha, its working-size copy, the person's colours
+    model_alpha: np.ndarray | None = None
+    model_alpha_small: np.ndarray | None = None
+    model_fg: np.ndarray | None = None
+    # the full size
     matte: np.ndarray | None = None  # the matte at full size (None in the fused pass, which needs none)
+    matte_source: str | None = None  # how ``matte`` was made: "bilinear", "model" or "refined"
+    guided_coefficients: tuple[np.ndarray, np.ndarray] | None = None  # refine's (A, b) at working size
+    key_colour: np.ndarray | None = None  # the chroma key's RGB (float32 3), for despill
+    plate_fits: bool | None = None  # the clean plate still matches the scene (None: no plate)
+    # the person's colours
     fg_base: np.ndarray | None = None  # the person's colours before ``corrections`` (see ``fg``)
-    extra: dict[str, Any] = field(default_factory=dict)  # for stages that need to pass more
     corrections: list[np.ndarray] = field(default_factory=list)  # working-size colour corrections
 
     def __post_init__(self) -> None:
@@ -86,12 +98,12 @@ class FrameState:
         (h, w) pixels there (the network sees the same picture, shrunk from 512 px instead of from
         the full size), else converted from the full-size planes: converting a whole 4K frame to
         RGB only to shrink it to 256x256 cost 3 ms a frame and 24 MB."""
-        if self._rgb is None and self.small is not None:
+        if self._rgb is None and self.work_frame is not None:
             w, h = self.size
-            sh, sw = self.small.shape[:2]
+            sh, sw = self.work_frame.shape[:2]
             cx0, cy0, cx1, cy1 = box_cells(box or (0, 0, w, h), (w, h), (sw, sh))  # where it goes
             if cy1 - cy0 >= input_size[0] and cx1 - cx0 >= input_size[1]:
-                return self.small[cy0:cy1, cx0:cx1]
+                return self.work_frame[cy0:cy1, cx0:cx1]
         return self.crop_rgb(box)
 
     def grey_crop(self, rect: tuple[int, int, int, int]) -> np.ndarray:
@@ -135,22 +147,28 @@ class FrameState:
         cw, ch, s = working_size(w, h, self.work_size)
         with self.timer("downscale"):
             if s == 1.0:
-                self.small = self.frame
+                self.work_frame = self.frame
             elif self._rgb is None:
-                self.small = self.planar.small_rgb(cw, ch)
+                self.work_frame = self.planar.small_rgb(cw, ch)
             else:
-                self.small = downscale(self._rgb, cw, ch)
-            self.grey = cv2.cvtColor(self.small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+                self.work_frame = downscale(self._rgb, cw, ch)
+            self.work_grey = cv2.cvtColor(self.work_frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
     def working_pair(self) -> tuple[np.ndarray, np.ndarray]:
         """(frame, matte) at working size for compose stages; made from the full-size matte on
         the raw path, where the work phase did not run."""
-        if self.small is not None and self.canvas is not None:
-            return self.small, self.canvas
+        if self.work_frame is not None and self.work_matte is not None:
+            return self.work_frame, self.work_matte
         w, h = self.size
         cw, ch, s = working_size(w, h, self.work_size)
         with self.timer("downscale"):
-            small = downscale(self.frame, cw, ch) if s < 1 else self.frame
-            small_a = downscale(self.matte, small.shape[1], small.shape[0])
-        self.small, self.canvas = small, small_a
-        return small, small_a
+            work_frame = downscale(self.frame, cw, ch) if s < 1 else self.frame
+            work_matte = downscale(self.matte, work_frame.shape[1], work_frame.shape[0])
+        self.work_frame, self.work_matte = work_frame, work_matte
+        return work_frame, work_matte
+
+
+FIELDS: tuple[str, ...] = tuple(f.name for f in fields(FrameState) if f.name not in ("timer", "work_size")) + (
+    "frame", "size", "fg")
+"""The names a stage may declare in ``reads``/``writes``/``optional``: the dataclass fields and the
+properties made from them (``frame``: RGB of ``image``; ``size``; ``fg``: the person's colours)."""

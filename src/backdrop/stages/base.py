@@ -20,6 +20,14 @@ Phases, in the order a frame meets them (see :mod:`backdrop.engine.pipeline`):
 - ``full``: at the frame's full size (refinement, steadying).
 - ``compose``: the person's colours (``foreground``), adjustments against the new background
   before the blend (``over``) and after it (``finish``).
+
+The data contract (MediaPipe's ``GetContract``: a calculator says what it reads and writes before
+it runs): every stage declares ``reads=`` and ``writes=``, by :class:`~backdrop.engine.state.FrameState`
+field name, and ``optional=`` for what it uses when someone made it (despill uses the chroma
+key's colour when the key ran). Building a pipeline checks that each read is written by the engine
+or by an earlier stage that is on (``engine/contract.py``); a stage that reads what nothing writes
+fails there with one line naming both. Whether a stage can join the fused full-size pass is read
+off the same declaration (see :attr:`StageSpec.fuses`), never a flag to forget.
 """
 
 from __future__ import annotations
@@ -75,7 +83,8 @@ class Opt:
     names_files: bool = False  # free-form values may be file paths (refused from web pages)
 
     @property
-    def kind(self) -> type:
+    def value_type(self) -> type:
+        """The Python type of the option's values (``int`` for an automatic ``None`` default)."""
         return type(self.default) if self.default is not None else int
 
     @property
@@ -84,7 +93,7 @@ class Opt:
         if self.flag:
             return self.flag
         dashed = self.name.replace("_", "-")
-        return f"--no-{dashed}" if self.kind is bool and self.default else f"--{dashed}"
+        return f"--no-{dashed}" if self.value_type is bool and self.default else f"--{dashed}"
 
     def describe(self) -> str:
         """The allowed values in words, for errors and help."""
@@ -92,11 +101,11 @@ class Opt:
             return self.help
         if self.choices:
             return "one of " + ", ".join(self.choices)
-        if self.kind is bool:
+        if self.value_type is bool:
             return "true or false"
         lo = "-inf" if self.low is None else f"{self.low:g}"
         hi = "inf" if self.high is None else f"{self.high:g}"
-        if self.kind is int:
+        if self.value_type is int:
             return f"a whole number between {lo} and {hi}"
         return f"a number in [{lo}, {hi}{')' if self.high_open else ']'}"
 
@@ -107,7 +116,7 @@ class Opt:
         if self.validator is not None:
             return self.validator(value)
         bad = OptionError(f"{{option}} must be {self.describe()}, got {str(value)[:40]!r}", option=self.name)
-        kind = self.kind
+        kind = self.value_type
         if kind is bool:
             if not isinstance(value, bool):
                 raise bad
@@ -164,12 +173,10 @@ class Stage:
     def reset(self) -> None:
         """Forget per-stream state (a new stream starts)."""
 
-    # the fused full-resolution pass (engine/fused.py): refine + foreground + blend over the band only
-    def can_fuse(self, fs: "FrameState") -> bool:
-        """True when this stage can run in the fused pass for ``fs``: a full-phase stage that has
-        the three ``fuse_*`` hooks, a compose stage that never reads ``fs.matte`` nor the blend."""
-        return False
-
+    # the fused full-resolution pass (engine/fused.py): refine + foreground + blend over the band
+    # only. A full-phase stage joins it by overriding ``fuse_region`` (and what it needs of the
+    # others); a compose stage joins when it only has a ``foreground`` hook and reads no full-size
+    # matte (:attr:`StageSpec.fuses`).
     def fuse_prepare(self, fs: "FrameState") -> None:
         """Working-size work before the full-size regions (guided coefficients). It must touch
         no state of this stage: a file job runs it on the pipeline's thread while earlier frames
@@ -193,6 +200,7 @@ class Stage:
 
 
 HOOKS = ("before", "segment", "after", "learn", "work", "look_ahead", "full", "foreground", "over", "finish")
+FUSE_HOOKS = ("fuse_prepare", "fuse_begin", "fuse_bounds", "fuse_region", "fuse_done")
 
 
 def implements(stage: Stage, hook: str) -> bool:
@@ -226,6 +234,9 @@ class StageSpec:
     on_skipped: bool = False  # runs on frames whose network pass was skipped (work phase)
     needs_next: bool = False  # needs the next frame: files only, never live
     upsamples: bool = False  # makes the full-size matte (else the engine upsamples bilinearly)
+    reads: tuple[str, ...] = ()  # FrameState fields it needs: written by the engine or an earlier stage
+    writes: tuple[str, ...] = ()  # FrameState fields it sets
+    optional: tuple[str, ...] = ()  # fields it uses when an earlier stage wrote them (else their default)
     module: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -235,6 +246,18 @@ class StageSpec:
             if not self.options:
                 raise ValueError(f"stage {self.name}: declare enabled= or at least one option")
             object.__setattr__(self, "enabled", _first_option_on(self))
+
+    def fuses(self, stage: Stage) -> bool:
+        """Whether ``stage`` (this spec's object) can join the fused full-size pass, read off the
+        declaration: a full-phase stage that computes its matte over a region (``fuse_region``), a
+        compose stage whose only hook is ``foreground`` and that reads no full-size matte (its
+        correction is made at working size); stages of the first two phases ran before the pass."""
+        if self.phase in ("network", "work"):
+            return True
+        if self.phase == "full":
+            return implements(stage, "fuse_region")
+        blends = implements(stage, "over") or implements(stage, "finish")
+        return not blends and "matte" not in (*self.reads, *self.optional)
 
     def is_on(self, options: Any, *, live: bool = False) -> bool:
         """Whether this stage runs under ``options`` (and in live mode, when ``live``)."""

@@ -114,12 +114,13 @@ class CleanupStage(Stage):
 
     def after(self, fs) -> None:
         keep = self.options.keep
-        fs.canvas = cleanup(fs.canvas, CleanupOptions(keep=keep),
-                            guide_gray=fs.grey.astype(np.uint8) if keep == "faces" else None)
+        fs.work_matte = cleanup(fs.work_matte, CleanupOptions(keep=keep),
+                            guide_gray=fs.work_grey.astype(np.uint8) if keep == "faces" else None)
 
 
 STAGE = StageSpec(
     name="cleanup", phase="network", make=CleanupStage,
+    reads=("work_matte", "work_grey"), writes=("work_matte",),
     summary="stray blobs dropped (every real person kept), holes filled",
     options=[
         Opt("cleanup", True, "drop stray blobs and fill holes in the matte", raw=False, live=True),

@@ -17,6 +17,7 @@ class ColourMatchStage(Stage):
 
 STAGE = StageSpec(
     name="colour_match", phase="compose", make=ColourMatchStage,
+    reads=("fg", "matte"), writes=("fg",),
     summary="dark room over a bright background: the person's brightness moved toward it",
     options=[Opt("colour_match", 0.0, "match the person's brightness to the background, 0..1", low=0, high=1,
                  raw=0.0, live=True, metavar="S")],

@@ -13,21 +13,18 @@ from .base import Opt, Stage, StageSpec
 
 class DecontaminateStage(Stage):
     def foreground(self, fs) -> None:
-        model_fg = fs.extra.get("model_fg")
-        if model_fg is not None:  # a matting model estimated the person's colours itself (RVM's fgr)
-            fs.fg = model_fg
+        if fs.model_fg is not None:  # a matting model estimated the person's colours itself (RVM's fgr)
+            fs.fg = fs.model_fg
             return
         corr = decontamination(*fs.working_pair())  # at working size; applied at full size when used
         if corr is not None:
             fs.add_correction(corr)
 
-    def can_fuse(self, fs) -> bool:
-        return True  # its correction is made at working size and never reads the full-size matte
-
 
 STAGE = StageSpec(
     name="decontaminate", phase="compose", make=DecontaminateStage,
     summary="halo of the old background in hair: Blur-Fusion foreground colour estimate",
+    reads=("work_frame", "work_matte"), optional=("model_fg",), writes=("fg", "corrections"),
     options=[Opt("decontaminate", True, "estimate the person's own colours in the edge band", raw=False,
                  live=True)],
 )

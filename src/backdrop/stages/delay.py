@@ -34,9 +34,9 @@ class DelayStage(Stage):
         self.prev: np.ndarray | None = None
 
     def look_ahead(self, fs, nxt) -> None:
-        cur = fs.canvas
-        if self.prev is not None and cur.shape == nxt.canvas.shape == self.prev.shape:
-            fs.canvas = one_frame_delay(self.prev, cur, nxt.canvas)
+        cur = fs.work_matte
+        if self.prev is not None and cur.shape == nxt.work_matte.shape == self.prev.shape:
+            fs.work_matte = one_frame_delay(self.prev, cur, nxt.work_matte)
         self.prev = cur
 
     def reset(self) -> None:
@@ -45,6 +45,7 @@ class DelayStage(Stage):
 
 STAGE = StageSpec(
     name="delay", phase="work", make=DelayStage, needs_next=True,
+    reads=("work_matte",), writes=("work_matte",),
     summary="flicker: MODNet one-frame delay, files only",
     options=[Opt("delay", True, "filter one-frame flicker with one frame of look-ahead (files)", raw=False,
                  video_only=True)],

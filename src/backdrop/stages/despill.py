@@ -24,7 +24,7 @@ INWARD = 0.04  # how far into the person spill is removed fully (share of the wo
 class DespillStage(Stage):
     def foreground(self, fs) -> None:
         small, small_a = fs.working_pair()
-        key = fs.extra.get("key_rgb")  # the chroma key's colour, a screen the user named
+        key = fs.key_colour  # the chroma key's colour, a screen the user named
         if key is None:
             key = spill_colour(estimate_key(small, small_a < 0.02))
         if key is None:
@@ -39,9 +39,6 @@ class DespillStage(Stage):
         corr = spill_at_working_size(small, direction(key), weight.astype(np.float32))
         if corr is not None:
             fs.add_correction(corr)
-
-    def can_fuse(self, fs) -> bool:
-        return True  # a working-size correction, like decontamination's
 
 
 def spill_at_working_size(small: np.ndarray, u: np.ndarray, weight: np.ndarray) -> np.ndarray | None:
@@ -62,6 +59,7 @@ def spill_correction(fg: np.ndarray, small: np.ndarray, u: np.ndarray, weight: n
 STAGE = StageSpec(
     name="despill", phase="compose", make=DespillStage,
     summary="neon fringe from a green screen or coloured wall: its hue removed from the person's edge",
+    reads=("work_frame", "work_matte"), optional=("key_colour",), writes=("corrections",),
     options=[Opt("despill", 1.0, "remove a strongly coloured old background's cast from the edge, 0..1",
                  low=0, high=1, raw=0.0, live=True, metavar="S")],
     enabled=lambda o: o.despill > 0,

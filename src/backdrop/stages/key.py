@@ -79,7 +79,7 @@ class KeyStage(Stage):
     def _key(self, fs) -> np.ndarray | None:
         if self.fixed is not None:
             return self.fixed
-        found = spill_colour(estimate_key(fs.small, fs.canvas < 0.05))  # a screen's hue, never a skin-like wall
+        found = spill_colour(estimate_key(fs.work_frame, fs.work_matte < 0.05))  # a screen's hue, never a skin-like wall
         if found is not None:  # smooth it: one frame's estimate jitters
             self.auto = found if self.auto is None else 0.8 * self.auto + 0.2 * found
         return self.auto
@@ -88,19 +88,19 @@ class KeyStage(Stage):
         key = self._key(fs)
         if key is None:
             return  # no screen to key against: the network's matte stands
-        fs.extra["key_rgb"] = key
+        fs.key_colour = key
         u = direction(key)
-        person, core = person_core(fs.canvas)
+        person, core = person_core(fs.work_matte)
         near = cv2.dilate(person, disk(person.shape, REACH))
-        screen = (fs.canvas < 0.05) & (near > 0)  # the screen right around the person
+        screen = (fs.work_matte < 0.05) & (near > 0)  # the screen right around the person
         if screen.sum() < 64:
-            screen = fs.canvas < 0.05
-        small_y = screen_brightness(fs.small, fs.canvas < 0.05)
-        own = float(np.median((fs.small[screen].astype(np.float32) @ u) / np.maximum(small_y[screen], 16.0))) \
+            screen = fs.work_matte < 0.05
+        small_y = screen_brightness(fs.work_frame, fs.work_matte < 0.05)
+        own = float(np.median((fs.work_frame[screen].astype(np.float32) @ u) / np.maximum(small_y[screen], 16.0))) \
             if screen.any() else 1.0
         if own <= 0.05:
             return  # the key's hue is not on this screen
-        reach = keyed_reach(key_alpha(fs.small, u, small_y, own), person, core)
+        reach = keyed_reach(key_alpha(fs.work_frame, u, small_y, own), person, core)
 
         def evidence(box, up):
             x0, y0, x1, y1 = box
@@ -115,6 +115,7 @@ class KeyStage(Stage):
 
 STAGE = StageSpec(
     name="key", phase="full", make=KeyStage,
+    reads=("frame", "size", "work_frame", "work_matte"), writes=("matte", "key_colour"),
     summary="a green or blue screen: the key gives a hair-level matte, the network guards it",
     options=[Opt("key", "", "chroma key: green, blue, #RRGGBB or auto (default: off)", raw="", live=True,
                  validator=parse_key, metavar="COLOUR")],

@@ -90,7 +90,7 @@ class PlateStage(Stage):
         w, h = fs.size
         if (w, h) not in self._sized:
             full = cover_resize(self.source, w, h)
-            self._sized = {(w, h): (full, cv2.resize(full, fs.small.shape[1::-1], interpolation=cv2.INTER_AREA))}
+            self._sized = {(w, h): (full, cv2.resize(full, fs.work_frame.shape[1::-1], interpolation=cv2.INTER_AREA))}
         return self._sized[(w, h)]
 
     def full(self, fs) -> None:
@@ -98,17 +98,17 @@ class PlateStage(Stage):
         if plates is None:
             return
         full_plate, small_plate = plates
-        person, core = person_core(fs.canvas)
-        sure_bg = cv2.erode((fs.canvas < 0.05).astype(np.uint8), disk(person.shape, CORE)) > 0
+        person, core = person_core(fs.work_matte)
+        sure_bg = cv2.erode((fs.work_matte < 0.05).astype(np.uint8), disk(person.shape, CORE)) > 0
         if sure_bg.sum() > 0.05 * sure_bg.size:
-            moved = float((plate_alpha(fs.small, small_plate)[sure_bg] > 0.5).mean())
+            moved = float((plate_alpha(fs.work_frame, small_plate)[sure_bg] > 0.5).mean())
             fits = moved < MOVED
             if fits != self.fits:
                 log.warning("clean plate %s", "fits again" if fits else
                             f"no longer fits ({moved:.0%} of the background changed): camera or light moved; "
                             "using the network alone")
             self.fits = fits
-        fs.extra["plate_fits"] = self.fits
+        fs.plate_fits = self.fits
         if not self.fits:
             return
         reach = cv2.dilate(person, disk(person.shape, REACH))
@@ -122,6 +122,7 @@ class PlateStage(Stage):
 
 STAGE = StageSpec(
     name="plate", phase="full", make=PlateStage,
+    reads=("frame", "size", "work_frame", "work_matte"), writes=("matte", "plate_fits"),
     summary="static camera: the difference to a clean plate gives near green-screen edges",
     options=[Opt("plate", "", "clean plate: a picture of the scene without the person (static camera); "
                  "live: 'learn' takes the next frames", raw="", live=True, validator=check_plate,

@@ -172,23 +172,23 @@ class RefineStage(Stage):
     """The working-size matte to full size with the frame as the guide."""
 
     def full(self, fs) -> None:
-        m = fast_guided_upsample(fs.frame, fs.small, fs.canvas, RefineOptions())
+        m = fast_guided_upsample(fs.frame, fs.work_frame, fs.work_matte, RefineOptions())
         if self.options.refine == "high":
             m = solve_unknown_band(fs.frame, m)
         fs.matte = m
-        fs.extra["full_from"] = "refined"
+        fs.matte_source = "refined"
 
-    # the fused pass: the same matte, computed only over the band (engine/fused.py)
-    def can_fuse(self, fs) -> bool:
-        return self.options.refine == "guided" and not RefineOptions().colour
+
+class GuidedRefineStage(RefineStage):
+    """The grey-guide refinement, which can also run in the fused pass: the same matte, computed
+    only over the band (``engine/fused.py``)."""
 
     def fuse_prepare(self, fs) -> None:
-        A, b = grey_coefficients(fs.small, fs.canvas, RefineOptions())
-        fs.extra["guided"] = A, b
-        fs.extra["full_from"] = "refined"
+        fs.guided_coefficients = grey_coefficients(fs.work_frame, fs.work_matte, RefineOptions())
+        fs.matte_source = "refined"
 
     def fuse_bounds(self, fs, tiles):
-        A, b = fs.extra["guided"]
+        A, b = fs.guided_coefficients
         top = b + 255.0 * A  # the matte at a pixel lies between b and b + 255 A of its 2x2 cells
         hi, lo = np.maximum(b, top), np.minimum(b, top)
         k = np.ones((3, 3), np.uint8)  # a pixel's cells are its nearest cell and its neighbours
@@ -196,13 +196,21 @@ class RefineStage(Stage):
         return tiles.pool(hi <= SURE, True), tiles.pool(lo >= 1.0 - SURE, True)
 
     def fuse_region(self, fs, rect, matte):
-        A, b = fs.extra["guided"]
+        A, b = fs.guided_coefficients
         grey = fs.grey_crop(rect)
         return apply_grey(grey, crop_resize(A, fs.size, rect), crop_resize(b, fs.size, rect))
 
 
+def make_refine(options, context) -> RefineStage:
+    """The guided refinement joins the fused pass; closed-form matting of the band (``high``) and
+    the colour guide work on the whole frame."""
+    fusable = options.refine == "guided" and not RefineOptions().colour
+    return (GuidedRefineStage if fusable else RefineStage)(options, context)
+
+
 STAGE = StageSpec(
-    name="refine", phase="full", make=RefineStage, upsamples=True,
+    name="refine", phase="full", make=make_refine, upsamples=True,
+    reads=("frame", "work_frame", "work_matte"), writes=("matte", "matte_source", "guided_coefficients"),
     summary="blurry network edge: fast guided filter against the full-res frame; high: closed-form "
             "matting of the band (photos)",
     options=[Opt("refine", "guided", "edge refinement: guided, bilinear (none), high (closed-form matting, "

@@ -131,26 +131,26 @@ class RoiStage(Stage):
 
     def before(self, fs) -> None:
         w, h = fs.size
-        fs.box = self.tracker.next_box(w, h)
+        fs.crop_box = self.tracker.next_box(w, h)
 
     def segment(self, fs, network) -> None:
         w, h = fs.size
-        canvas = network.segment(fs, fs.box)
-        if fs.box is None:
+        canvas = network.segment(fs, fs.crop_box)
+        if fs.crop_box is None:
             # full-frame detection: when the person is small, look again on the crop at once
             with fs.timer("roi"):
                 self.tracker.update(canvas, w, h, None)
             if self.tracker.box is not None:
-                fs.box = self.tracker.box
-                canvas = network.segment(fs, fs.box)
-        fs.canvas = canvas
+                fs.crop_box = self.tracker.box
+                canvas = network.segment(fs, fs.crop_box)
+        fs.work_matte = canvas
 
     def learn(self, fs) -> None:
         w, h = fs.size
-        canvas = fs.canvas
+        canvas = fs.work_matte
         present = canvas > 0.02
         confident = bool(np.abs(canvas[present] * 2 - 1).mean() > 0.5) if present.any() else False
-        self.tracker.update(canvas, w, h, fs.box, confident)
+        self.tracker.update(canvas, w, h, fs.crop_box, confident)
 
     def reset(self) -> None:
         self.tracker.reset()
@@ -158,6 +158,7 @@ class RoiStage(Stage):
 
 STAGE = StageSpec(
     name="roi", phase="network", make=RoiStage,
+    reads=("size", "work_matte"), writes=("crop_box", "work_matte"),
     summary="small person in a big frame gets few network pixels: run the network on a crop around "
             "them, the box smoothed by Holt double exponential smoothing",
     options=[

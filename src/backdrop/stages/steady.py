@@ -58,31 +58,29 @@ class SteadyStage(Stage):
     def __init__(self, options, context):
         super().__init__(options, context)
         self.steadier = FullSteadier()
+        self.starting = False  # fused pass, this frame: no last matte to blend with (fuse_begin..fuse_done)
 
     def full(self, fs) -> None:
-        if fs.extra.get("full_from") == "bilinear":
+        if fs.matte_source == "bilinear":
             return  # a bilinear matte has no edge of its own to shimmer
-        fs.matte = self.steadier(fs.matte, fs.weight)
+        fs.matte = self.steadier(fs.matte, fs.past_weight)
 
     def reset(self) -> None:
         self.steadier.reset()
 
     # the fused pass: the same blend, over the band only, the last matte kept in one buffer
-    def can_fuse(self, fs) -> bool:
-        return True
-
     def fuse_begin(self, fs) -> None:
         st = self.steadier
         shape = fs.size[::-1]
-        if st.prev_full is None or st.prev_full.shape != shape:
+        self.starting = st.prev_full is None or st.prev_full.shape != shape
+        if self.starting:  # nothing to blend with (as when the shapes differ)
             st.prev_full, st.classes, st.owned = np.zeros(shape, np.float32), None, True
-            fs.extra["steady_first"] = True  # nothing to blend with (as when the shapes differ)
         elif not st.owned:  # the last matte came from the unfused path: it may be a caller's array
             st.prev_full, st.owned = st.prev_full.copy(), True
 
     def fuse_bounds(self, fs, tiles):
         st = self.steadier
-        if fs.extra.get("steady_first") or fs.weight is None:
+        if self.starting or fs.past_weight is None:
             return None  # the matte is the refined one as it is
         if st.classes is None or st.classes.shape != tiles.shape:
             none = np.zeros(tiles.shape, bool)
@@ -92,10 +90,10 @@ class SteadyStage(Stage):
     def fuse_region(self, fs, rect, matte):
         x0, y0, x1, y1 = rect
         prev = self.steadier.prev_full[y0:y1, x0:x1]
-        if fs.extra.get("steady_first") or fs.weight is None:
+        if self.starting or fs.past_weight is None:
             prev[:] = matte
             return matte
-        w_up = crop_resize(fs.weight, fs.size, rect)
+        w_up = crop_resize(fs.past_weight, fs.size, rect)
         out = prev - matte
         if LET_GO[0] < 1:
             w_up = w_up * let_go(matte, prev, *LET_GO)
@@ -108,7 +106,7 @@ class SteadyStage(Stage):
         """Where a tile became sure this frame, the kept matte becomes 0 or 1 (it was sure before
         in the same way: it already is)."""
         st = self.steadier
-        before = None if fs.extra.get("steady_first") else st.classes
+        before = None if self.starting else st.classes
         if before is not None and before.shape != classes.shape:
             before = None
         for value, cls in ((0.0, EXT), (1.0, INT)):
@@ -120,6 +118,7 @@ class SteadyStage(Stage):
 
 STAGE = StageSpec(
     name="steady", phase="full", make=SteadyStage,
+    reads=("matte", "past_weight"), optional=("matte_source",), writes=("matte",),
     summary="refined edges shimmering on still frames: blend with the last refined matte where nothing moved",
     enabled=lambda o: o.temporal > 0,
 )

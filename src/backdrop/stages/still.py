@@ -70,13 +70,13 @@ class StillStage(Stage):
         self.last_canvas: np.ndarray | None = None
 
     def before(self, fs) -> None:
-        if self.last_canvas is not None and self.detector.should_skip(fs.grey):
+        if self.last_canvas is not None and self.detector.should_skip(fs.work_grey):
             fs.skipped = True
-            fs.canvas = self.last_canvas
+            fs.work_matte = self.last_canvas
 
     def learn(self, fs) -> None:
-        self.detector.observe(fs.grey, fs.canvas)
-        self.last_canvas = fs.canvas
+        self.detector.observe(fs.work_grey, fs.work_matte)
+        self.last_canvas = fs.work_matte
 
     def reset(self) -> None:
         self.detector.reset()
@@ -85,6 +85,7 @@ class StillStage(Stage):
 
 STAGE = StageSpec(
     name="still", phase="network", make=StillStage,
+    reads=("work_grey", "work_matte"), writes=("skipped", "work_matte"),
     summary="CPU load: reuse the matte while the edge band did not change",
     options=[
         Opt("skip_still", True, "reuse the matte while the person is still", raw=False, live=True,

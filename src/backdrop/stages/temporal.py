@@ -94,8 +94,8 @@ class TemporalStage(Stage):
         self.fusion = MotionFusion(TemporalOptions(strength=options.temporal))
 
     def work(self, fs) -> None:
-        fs.canvas = self.fusion(fs.grey, fs.canvas)
-        fs.weight = self.fusion.weight
+        fs.work_matte = self.fusion(fs.work_grey, fs.work_matte)
+        fs.past_weight = self.fusion.weight
 
     def reset(self) -> None:
         self.fusion.reset()
@@ -103,6 +103,7 @@ class TemporalStage(Stage):
 
 STAGE = StageSpec(
     name="temporal", phase="work", make=TemporalStage, on_skipped=True,
+    reads=("work_grey", "work_matte"), writes=("work_matte", "past_weight"),
     summary="shaking edges: motion-guided fusion with the past where nothing moved",
     options=[STRENGTH], enabled=lambda o: o.temporal > 0,
 )

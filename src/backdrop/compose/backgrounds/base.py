@@ -46,10 +46,10 @@ class Background:
     def start(self, *, fps: float | None, frames: int | None) -> None:
         """A file job begins: its frame rate and frame count (None when unknown)."""
 
-    def render(self, index: int, frame: np.ndarray, alpha: np.ndarray, small=None) -> np.ndarray:
+    def render(self, index: int, frame: np.ndarray, alpha: np.ndarray, working=None) -> np.ndarray:
         """Background for output frame ``index`` at the frame's size (RGB uint8 HxWx3).
 
-        ``small`` is an optional ``(frame, alpha)`` pair at working size that the pipeline
+        ``working`` is an optional ``(frame, matte)`` pair at working size that the pipeline
         already has; backgrounds that need the frame (blur) use it to avoid a full-size pass.
         """
         raise NotImplementedError  # pragma: no cover
@@ -60,7 +60,7 @@ class Background:
         ``adjust(fs, bg)`` runs the compose stages that look at the new background before the
         blend (colour match), ``finish(fs, out, bg)`` those after it (light wrap).
         """
-        bg = self.render(fs.index, fs.frame, fs.matte, small=fs.working_pair() if self.needs_frame else None)
+        bg = self.render(fs.index, fs.frame, fs.matte, working=fs.working_pair() if self.needs_frame else None)
         adjust(fs, bg)
         return finish(fs, blend(fs.fg, bg, fs.matte), bg)
 
@@ -72,7 +72,7 @@ class Background:
         w, h = fs.size
         shape_only = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (h, w, 3))
         return Planar.from_rgb(self.render(fs.index, shape_only, None,
-                                           small=fs.working_pair() if self.needs_frame else None))
+                                           working=fs.working_pair() if self.needs_frame else None))
 
     def fuses(self, fs) -> bool:
         """Whether the fused pass (``engine/fused.py``) can composite over this background: the

@@ -43,12 +43,12 @@ class BlurBackground(Background):
         return sigma_full, factor, max(1, w // factor), max(1, h // factor)
 
     def fuses(self, fs) -> bool:  # the fill starts from the working-size frame: no full-size matte
-        small = fs.small
-        return super().fuses(fs) and small is not None and small.shape[1] >= self._grid(*fs.size)[2]
+        work_frame = fs.work_frame
+        return super().fuses(fs) and work_frame is not None and work_frame.shape[1] >= self._grid(*fs.size)[2]
 
-    def render(self, index, frame, alpha, small=None):
+    def render(self, index, frame, alpha, working=None):
         h, w = frame.shape[:2]
-        return cv2.resize(self._fill(w, h, frame, alpha, small), (w, h), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(self._fill(w, h, frame, alpha, working), (w, h), interpolation=cv2.INTER_LINEAR)
 
     def render_planar(self, fs):
         """The fill converted at its own small size, then each plane upsampled (no RGB frame)."""
@@ -60,11 +60,11 @@ class BlurBackground(Background):
             cv2.resize(plane, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=cv2.INTER_LINEAR)
         return out
 
-    def _fill(self, w: int, h: int, frame, alpha, small) -> np.ndarray:
+    def _fill(self, w: int, h: int, frame, alpha, working) -> np.ndarray:
         """The person-free room blurred, RGB uint8 at the blur's small grid."""
         sigma_full, factor, sw, sh = self._grid(w, h)
-        if small is not None and small[0].shape[1] >= sw:  # start from the working-size frame
-            src, src_a = small
+        if working is not None and working[0].shape[1] >= sw:  # start from the working-size frame
+            src, src_a = working
         else:
             src, src_a = frame, alpha
         small_f = downscale(src, sw, sh).astype(np.float32)

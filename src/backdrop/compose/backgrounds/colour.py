@@ -38,7 +38,7 @@ class ColourBackground(Background):
         self.rgb = tuple(int(c) for c in rgb)
         self._cache: np.ndarray | None = None
 
-    def render(self, index, frame, alpha, small=None):
+    def render(self, index, frame, alpha, working=None):
         if self._cache is None or self._cache.shape != frame.shape:
             self._cache = np.empty_like(frame)
             self._cache[:] = self.rgb

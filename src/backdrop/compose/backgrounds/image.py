@@ -16,7 +16,7 @@ class ImageBackground(Background):
         self.name = name
         self._cache: np.ndarray | None = None
 
-    def render(self, index, frame, alpha, small=None):
+    def render(self, index, frame, alpha, working=None):
         h, w = frame.shape[:2]
         if self._cache is None or self._cache.shape[:2] != (h, w):
             self._cache = cover_resize(self.image, w, h)

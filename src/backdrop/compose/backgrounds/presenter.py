@@ -173,7 +173,7 @@ class PresenterBackground(Background):
             return min(len(self.slides) - 1, max(0, bisect.bisect_right(self.slide_times, t) - 1))
         return self.current
 
-    def render(self, index, frame, alpha, small=None):
+    def render(self, index, frame, alpha, working=None):
         w, h = self.output_size(frame.shape[1], frame.shape[0])
         if self.video is not None:
             return fit_letterbox(self.video.render(index, frame, alpha), w, h)

@@ -36,7 +36,7 @@ class VideoBackground(Background):
         except StopIteration:
             return None
 
-    def render(self, index, frame, alpha, small=None):
+    def render(self, index, frame, alpha, working=None):
         while self._last_index < index:
             if self._last_index >= 0 and self._next() is None:
                 self._it = self._open()
