@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from backdrop.bench import (BenchConfig, describe_machine, order_stages, parse_size,  # noqa: E402
                             run_bench, shared_data_dir, update_markdown_section)
-from backdrop.pipeline import PipelineOptions  # noqa: E402
+from backdrop.engine import PipelineOptions  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 

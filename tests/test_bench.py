@@ -14,7 +14,7 @@ from backdrop.bench import (BenchConfig, bare_transcode, machine_info, make_clip
 from backdrop.cli import main
 from backdrop.errors import InputError, OptionError
 from backdrop.io.video import probe
-from backdrop.pipeline import PipelineOptions
+from backdrop.engine import PipelineOptions
 
 from conftest import shared_path
 

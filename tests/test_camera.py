@@ -75,7 +75,7 @@ ROOM = ("clips", "talking-room-512x480.mp4")  # 16:15, far from the 16:9 a camer
 def test_file_camera_covers_instead_of_stretching(shared):
     """A 512x480 clip asked for at 1280x720 is scaled to cover and centre-cropped, as a webcam
     would, not stretched 2.5x wide and 1.5x high."""
-    from backdrop.compose.background import cover_resize
+    from backdrop.compose.backgrounds import cover_resize
 
     src = [f.image for _, f in zip(range(3), VideoReader(shared_path(*ROOM)))]
     assert src[0].shape == (480, 512, 3)

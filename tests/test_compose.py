@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backdrop.compose.background import BlurBackground, cover_resize, parse_background
+from backdrop.compose.backgrounds import cover_resize, parse_background
+from backdrop.compose.backgrounds.blur import BlurBackground
 from backdrop.compose.composite import blend, to_rgba
 from backdrop.errors import BackgroundError
 

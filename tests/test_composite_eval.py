@@ -167,7 +167,7 @@ def test_cli_composite_json_and_pictures(tmp_path, capsys):
                "--json", "--worst", "1", "--out", str(out), "--raw", "-q"])
     assert rc == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["kind"] == "composite" and data["summary"]["count"] == 2
+    assert data["mode"] == "composite" and data["summary"]["count"] == 2
     for k in ("mad", "mse", "grad", "conn", "light_frame", "light_band", "dark_frame", "dark_band"):
         assert data["summary"][k] > 0
     assert data["summary"]["dark_band"] > data["summary"]["dark_frame"]

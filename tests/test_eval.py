@@ -148,7 +148,7 @@ def test_sequence_with_one_pixel_flicker(tmp_path):
         Image.fromarray(truth).save(masks / f"{i:05d}.png")
     assert looks_like_frames(frames)
     report = evaluate(frames, masks, pipeline=red_pipeline())
-    assert report.kind == "sequence"
+    assert report.mode == "sequence"
     # each pair: one pixel of 400 off by 1 -> 100 * sqrt(1/400) = 5
     assert report.summary["dtssd"] == pytest.approx(5.0)
     assert report.summary["iou"] == pytest.approx((1 + 64 / 65 + 1) / 3)
@@ -197,7 +197,7 @@ def test_hike_sequence_real_numbers(selfie_default, tmp_path):
     root = shared_path("clips-gt", "hike")
     report = evaluate(root / "frames", root / "masks", pipeline=selfie_default, limit=15)
     s = report.summary
-    assert report.kind == "sequence" and s["count"] == 15
+    assert report.mode == "sequence" and s["count"] == 15
     assert s["iou"] > 0.8
     assert 0 < s["dtssd"] < 30 and math.isfinite(s["flicker"])
     assert [it["name"] for it in report.items][:2] == ["00000", "00001"]
@@ -207,7 +207,7 @@ def test_hike_sequence_real_numbers(selfie_default, tmp_path):
     from backdrop.io.video import VideoWriter
 
     vid = tmp_path / "masks.mp4"
-    w = VideoWriter(vid, width=854, height=480, rate=Fraction(25), time_base=Fraction(1, 25), kind="gray",
+    w = VideoWriter(vid, width=854, height=480, rate=Fraction(25), time_base=Fraction(1, 25), pixel_format="gray",
                     crf=10)
     for i in range(10):
         w.write(np.asarray(Image.open(root / "masks" / f"{i:05d}.png").convert("L")), i)
@@ -219,7 +219,7 @@ def test_hike_sequence_real_numbers(selfie_default, tmp_path):
 def test_video_without_truth_gives_flicker(selfie_default):
     report = evaluate(shared_path("clips", "greenscreen-512.mp4"), pipeline=selfie_default, limit=12)
     s = report.summary
-    assert report.kind == "video" and s["count"] == 12
+    assert report.mode == "video" and s["count"] == 12
     assert math.isfinite(s["flicker"]) and s["flicker"] >= 0 and s["static_fraction"] > 0.5
     assert "iou" not in s
 
@@ -233,7 +233,7 @@ def test_cli_json_and_worst(tmp_path, capsys):
                "--out", str(out), "--quiet"])
     assert rc == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["kind"] == "images" and data["summary"]["count"] == 4 and len(data["items"]) == 4
+    assert data["mode"] == "images" and data["summary"]["count"] == 4 and len(data["items"]) == 4
     assert data["config"]["model"] == "selfie"
     assert 0 < data["summary"]["iou"] <= 1
     assert sorted(p.name for p in out.glob("*.png")) == sorted(os.path.basename(p)

@@ -20,7 +20,7 @@ from backdrop.live import (ConfigWatcher, DropOldestQueue, LiveLoop, LiveProcess
                            key_changes, open_control_server)
 from backdrop.live.controls import wait_until
 from backdrop.live.scheduler import Closed, Empty
-from backdrop.pipeline import Pipeline
+from backdrop.engine import Pipeline
 from conftest import shared_path
 
 CLIP = ("clips", "outdoor-seated-640x360.mp4")
@@ -318,10 +318,10 @@ def test_slide_control_advances_presenter_slides(tmp_path):
     import cv2
     import numpy as np
 
-    from backdrop.compose.presenter import PresenterBackground
+    from backdrop.compose.backgrounds.presenter import PresenterBackground
     from backdrop.errors import OptionError
     from backdrop.live import LiveProcessor, key_changes
-    from backdrop.pipeline import Pipeline, PipelineOptions
+    from backdrop.engine import Pipeline, PipelineOptions
 
     for i, colour in enumerate([(0, 0, 255), (255, 0, 0)]):  # BGR on disk: red, then blue
         cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((90, 160, 3), colour, np.uint8))

@@ -127,11 +127,13 @@ def test_rvm_spec_is_a_serialisable_matting_spec():
     from backdrop.models.spec import ModelSpec
 
     spec = registry.MODELS["rvm"].spec
-    assert spec.kind == "matting" and spec.is_matting and spec.layout == "NCHW"
+    assert spec.task == "matting" and spec.is_matting and spec.layout == "NCHW"
     assert spec.stage_defaults == {"roi": False, "refine": "bilinear", "delay": False, "cleanup": False}  # measured
     back = ModelSpec.from_json(spec.to_json())
-    assert back == spec and back.kind == "matting" and back.stage_defaults == spec.stage_defaults
+    assert back == spec and back.task == "matting" and back.stage_defaults == spec.stage_defaults
     old = ModelSpec.from_json('{"name": "old", "input_height": 64, "input_width": 64}')
-    assert old.kind == "segmentation" and old.stage_defaults == {}
-    with pytest.raises(ModelError, match="kind"):
-        ModelSpec(name="x", input_height=8, input_width=8, kind="depth")
+    assert old.task == "segmentation" and old.stage_defaults == {}
+    with pytest.raises(ModelError, match="task"):
+        ModelSpec(name="x", input_height=8, input_width=8, task="depth")
+    legacy = ModelSpec.from_json('{"name": "m", "input_height": 8, "input_width": 8, "kind": "matting"}')
+    assert legacy.task == "matting"  # a file exported when the field was called kind

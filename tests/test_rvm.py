@@ -102,7 +102,7 @@ def test_models_lists_rvm_with_its_licence(capsys):
 # -- the matte ---------------------------------------------------------------------------------
 def test_matte_full_on_a_real_portrait(rvm, portraits):
     name, frame, truth = portraits[0]
-    assert rvm.spec.kind == "matting" and rvm.spec.layout == "NCHW"
+    assert rvm.spec.task == "matting" and rvm.spec.layout == "NCHW"
     rvm.reset()
     alpha, fg = rvm.matte_full(frame, 384)
     assert alpha.shape == frame.shape[:2] and alpha.dtype == np.float32
@@ -168,7 +168,7 @@ def test_an_rvm_style_file_given_by_path_is_a_matting_model(tmp_path, rvm_file, 
     except OSError:
         mine.write_bytes(rvm_file.read_bytes())
     seg = load_model(str(mine), quiet=True)
-    assert seg.spec.kind == "matting" and seg.spec.name == "my_rvm"
+    assert seg.spec.task == "matting" and seg.spec.name == "my_rvm"
     assert seg.spec.stage_defaults == registry.MODELS["rvm"].spec.stage_defaults
     alpha, fg = seg.matte_full(portraits[0][1], 256)
     assert alpha.shape == portraits[0][1].shape[:2] and fg.shape == portraits[0][1].shape

@@ -10,7 +10,7 @@ import pytest
 
 from backdrop import Pipeline, PipelineOptions
 from backdrop.compose.foreground import decontaminate
-from backdrop.compose.presenter import PresenterBackground
+from backdrop.compose.backgrounds.presenter import PresenterBackground
 from backdrop.io.image import read_image
 from backdrop.stages.cleanup import cleanup
 from backdrop.stages.refine import fast_guided_upsample

@@ -21,7 +21,7 @@ from .io.formats import check_video_output_suffix
 from .io.image import IMAGE_SUFFIXES, read_image, write_image
 from .io.transcode import EncodeSettings, queue_depth, transcode
 from .io.video import VideoReader, validate_encoder_options
-from .pipeline import Pipeline
+from .engine import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,11 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
         raise
     # frames stay in the decoder's YUV planes when the output is RGB (planar.py): the fused pass
     # blends them and the encoder takes them as they are
-    reader.planar = pipe.output_kind == "rgb"
+    reader.planar = pipe.pixel_format == "rgb"
     t0 = time.perf_counter()
     try:
         pipe.start(fps=float(reader.rate), frames=reader.frame_count)
-        settings = EncodeSettings(rate=reader.rate, time_base=reader.time_base, kind=pipe.output_kind, crf=crf,
+        settings = EncodeSettings(rate=reader.rate, time_base=reader.time_base, pixel_format=pipe.pixel_format, crf=crf,
                                   preset=preset, audio_from=src if keep_audio and reader.has_audio else None)
 
         def composite(frames):
@@ -115,14 +115,14 @@ def _damage(reader: VideoReader) -> str:
     return f"{reader.frames_decoded} frames decoded{of}, {reader.bad_packets} undecodable packets"
 
 
-def image_output_path(src: Path, out_dir: Path, kind: str) -> Path:
+def image_output_path(src: Path, out_dir: Path, pixel_format: str) -> Path:
     suffix = src.suffix.lower()
-    if kind == "rgba" and suffix in (".jpg", ".jpeg", ".bmp"):
+    if pixel_format == "rgba" and suffix in (".jpg", ".jpeg", ".bmp"):
         suffix = ".png"
     return out_dir / (src.stem + suffix)
 
 
-def plan_outputs(files: list[Path], out_dir: Path, kind: str) -> list[Path]:
+def plan_outputs(files: list[Path], out_dir: Path, pixel_format: str) -> list[Path]:
     """One output per input, never two the same (compared case-insensitively).
 
     A file whose output keeps its own name claims it first; one whose suffix changes (a JPEG
@@ -131,7 +131,7 @@ def plan_outputs(files: list[Path], out_dir: Path, kind: str) -> list[Path]:
     """
     out: list[Path | None] = [None] * len(files)
     taken: set[str] = set()
-    plain = [image_output_path(f, out_dir, kind) for f in files]
+    plain = [image_output_path(f, out_dir, pixel_format) for f in files]
     order = sorted(range(len(files)), key=lambda i: plain[i].name != files[i].name)
     for i in order:
         f, first = files[i], plain[i]
@@ -167,7 +167,7 @@ def process_image(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
             except OSError as exc:
                 raise OutputError(f"cannot create output folder {dst}: {exc.strerror}") from None
             with _progress(len(files), src.name, quiet) as bar:
-                for f, out in zip(files, plan_outputs(files, dst, pipe.output_kind)):
+                for f, out in zip(files, plan_outputs(files, dst, pipe.pixel_format)):
                     try:
                         _one_image(pipe, f, out)
                     except InputError as exc:

@@ -82,7 +82,7 @@ def default_source() -> Path | None:
 # -- clips ------------------------------------------------------------------------------------
 
 def _cover(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    from ..compose.background import cover_resize
+    from ..compose.backgrounds import cover_resize
 
     if img.shape[1] == width and img.shape[0] == height:
         return img

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.video import VideoReader
 from ..planar import Planar
-from ..pipeline import Pipeline
+from ..engine import Pipeline
 from ..stats import stats_ms
 
 WARMUP_FRAMES = 3
@@ -37,40 +37,40 @@ def time_decode(clip: Path, planar: bool = False) -> dict[str, Any]:
     return stats_ms(samples)
 
 
-def _as_kind(img: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "rgba":
+def _as_format(img: np.ndarray, pixel_format: str) -> np.ndarray:
+    if pixel_format == "rgba":
         return np.dstack([img, np.full(img.shape[:2], 255, np.uint8)])
-    if kind == "gray":
+    if pixel_format == "gray":
         return np.ascontiguousarray(img[..., 1])
     return img
 
 
-def output_suffix(kind: str) -> str:
-    return ".mov" if kind == "rgba" else ".mp4"
+def output_suffix(pixel_format: str) -> str:
+    return ".mov" if pixel_format == "rgba" else ".mp4"
 
 
-def bare_transcode(clip: Path, dst: Path, *, crf: int = 20, preset: str = "veryfast", kind: str = "rgb",
+def bare_transcode(clip: Path, dst: Path, *, crf: int = 20, preset: str = "veryfast", pixel_format: str = "rgb",
                    keep_audio: bool = True, limit: int | None = None, overlap: bool = True) -> dict[str, Any]:
     """Decode and re-encode ``clip`` exactly as ``backdrop video`` moves it, with no pipeline.
 
     The same reader (for ``rgb``: the decoder's YUV planes, as ``process_video`` reads them), the
     same transcode loop and threads (``overlap``: decode ahead, encode behind), the same
-    CRF/preset/container, timestamps and audio copy; ``kind`` matches the pipeline's output (an
+    CRF/preset/container, timestamps and audio copy; ``pixel_format`` matches the pipeline's output (an
     opaque alpha or a grey plane is added so the encoder is the same). This is the practical limit
     of a file job, which the end-to-end ratio is measured against. ``limit`` stops after that many
     frames (for warming up, not for measuring).
     """
     from ..io.transcode import EncodeSettings, queue_depth, transcode
 
-    reader = VideoReader(clip, planar=kind == "rgb")
-    settings = EncodeSettings(rate=reader.rate, time_base=reader.time_base, kind=kind, crf=crf, preset=preset,
-                              audio_from=clip if keep_audio and reader.has_audio else None)
+    reader = VideoReader(clip, planar=pixel_format == "rgb")
+    settings = EncodeSettings(rate=reader.rate, time_base=reader.time_base, pixel_format=pixel_format, crf=crf,
+                              preset=preset, audio_from=clip if keep_audio and reader.has_audio else None)
 
     def identity(frames):
         for n, item in enumerate(frames):
             if limit is not None and n >= limit:
                 return
-            yield item.pts, item.image if isinstance(item.image, Planar) else _as_kind(item.image, kind)
+            yield item.pts, item.image if isinstance(item.image, Planar) else _as_format(item.image, pixel_format)
 
     try:
         stats = transcode(reader, dst, settings, identity, overlap=overlap, depth=queue_depth(*reader.size),

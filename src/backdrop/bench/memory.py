@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..pipeline import Pipeline, PipelineOptions
+from ..engine import Pipeline, PipelineOptions
 from ..stats import rss_mb
 from .measure import output_suffix
 
@@ -50,7 +50,7 @@ def _memory_child() -> int:
     baseline, _ = rss_mb()
     clip = Path(job["clip"])
     with tempfile.TemporaryDirectory(prefix="backdrop-bench-mem-") as tmp:
-        dst = Path(tmp) / ("out" + output_suffix(pipe.output_kind))
+        dst = Path(tmp) / ("out" + output_suffix(pipe.pixel_format))
         stats = process_video(clip, dst, pipeline=pipe, crf=job["crf"], preset=job["preset"], quiet=True,
                               keep_audio=job.get("keep_audio", True))
     pipe.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import InputError, OptionError
 from ..io.video import VideoReader
-from ..pipeline import Pipeline, PipelineOptions
+from ..engine import Pipeline, PipelineOptions
 from .clips import DEFAULT_FRAMES, DEFAULT_SIZES, default_source, make_clip, parse_size
 from .machine import machine_info
 from .measure import WARMUP_FRAMES, bare_transcode, end_to_end, live_latency, output_suffix, time_decode, warm_up
@@ -89,22 +89,22 @@ def bench_clip(clip: Path, cfg: BenchConfig, *, name: str, source: str, say: Say
     reader.close()
     pipe = _pipeline(cfg)
     try:
-        kind = pipe.output_kind
+        pixel_format = pipe.pixel_format
         say(f"{name}: decode")
-        decode = time_decode(clip, planar=kind == "rgb")  # the frames as the job reads them
+        decode = time_decode(clip, planar=pixel_format == "rgb")  # the frames as the job reads them
         run: dict[str, Any] = {**info, "has_audio": has_audio, "frames": decode["n"]}
-        suffix = output_suffix(kind)
+        suffix = output_suffix(pixel_format)
         w, h = None, None
         stages: dict[str, Any] = {"decode": decode}
         if cfg.e2e:
             warm_up(pipe, clip)
-            # the first encoder of a kind in a process pays for its set-up: not in either number
-            bare_transcode(clip, workdir / f"warm{suffix}", crf=cfg.crf, preset=cfg.preset, kind=kind,
+            # the first encoder of a pixel format in a process pays for its set-up: not in either number
+            bare_transcode(clip, workdir / f"warm{suffix}", crf=cfg.crf, preset=cfg.preset, pixel_format=pixel_format,
                            keep_audio=cfg.keep_audio, limit=WARMUP_FRAMES)
             best_e2e, best_bare, best_stages = None, None, None
             for r in range(cfg.repeat):
                 say(f"{name}: bare transcode" + (f" ({r + 1}/{cfg.repeat})" if cfg.repeat > 1 else ""))
-                bare = bare_transcode(clip, workdir / f"bare{suffix}", crf=cfg.crf, preset=cfg.preset, kind=kind,
+                bare = bare_transcode(clip, workdir / f"bare{suffix}", crf=cfg.crf, preset=cfg.preset, pixel_format=pixel_format,
                                       keep_audio=cfg.keep_audio)
                 say(f"{name}: end-to-end" + (f" ({r + 1}/{cfg.repeat})" if cfg.repeat > 1 else ""))
                 e2e = end_to_end(clip, workdir / f"e2e{suffix}", pipe, crf=cfg.crf, preset=cfg.preset,

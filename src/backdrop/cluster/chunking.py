@@ -198,7 +198,7 @@ def render_chunk(src: Path, dst: Path, chunk: Chunk, all_pts: list[int], pipe: A
     tail_end = all_pts[b + tail] if b + tail < len(all_pts) else None
     end = chunk.end
     expected = set(all_pts[a:b])
-    reader = VideoReader(src, planar=pipe.output_kind == "rgb")  # as process_video: the planes, blended
+    reader = VideoReader(src, planar=pipe.pixel_format == "rgb")  # as process_video: the planes, blended
     pipe.background = offset_background(pipe.background, w0)
     if chunk.start is not None:
         reader.seek(warm_from)
@@ -229,7 +229,7 @@ def render_chunk(src: Path, dst: Path, chunk: Chunk, all_pts: list[int], pipe: A
                 yield frame.pts, out
 
     try:
-        settings = EncodeSettings(rate=reader.rate, time_base=reader.time_base, kind=pipe.output_kind, crf=crf,
+        settings = EncodeSettings(rate=reader.rate, time_base=reader.time_base, pixel_format=pipe.pixel_format, crf=crf,
                                   preset=preset, suffix=suffix)
         transcode(reader, dst, settings, own_range, on_frame=on_frame, empty=ChunkError("chunk produced no frames"))
     finally:

@@ -32,9 +32,9 @@ from typing import Any
 
 from ..errors import BackdropError, OptionError, OutputError
 from ..io.video import VIDEO_SUFFIXES, validate_encoder_options
-from ..pipeline import PipelineOptions
+from ..engine import PipelineOptions
 from .chunking import DEFAULT_WARMUP, Chunk, VideoScan, plan_chunks, scan
-from .inputs import discover_inputs, output_kind, output_rel, remove_orphans
+from .inputs import discover_inputs, output_pixel_format, output_rel, remove_orphans
 from .jobs import CRASH_ENV, run_chunk, run_stitch, run_whole
 from ..hashing import sha256_file
 from .manifest import WORK_NAME, Manifest, batch_lock
@@ -277,9 +277,9 @@ def run_batch(inputs: str, out_dir: str | Path, *, background: Any = "blur",
         raise OutputError(f"cannot create output folder {out}: {exc.strerror}") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise OutputError(f"output folder is not writable: {out}")
-    kind = output_kind(background)  # also refuses a bad --background before anything runs
+    pixel_format = output_pixel_format(background)  # also refuses a bad --background before anything runs
 
-    report = BatchReport(items=_items(root, files, out, kind))
+    report = BatchReport(items=_items(root, files, out, pixel_format))
     shash = batch_settings_hash(background, options, crf, preset, keep_audio)
     with batch_lock(out):
         dsts = [i.dst for i in report.items]
@@ -300,13 +300,13 @@ def run_batch(inputs: str, out_dir: str | Path, *, background: Any = "blur",
     return report
 
 
-def _items(root: Path, files: list[Path], out: Path, kind: str) -> list[BatchItem]:
+def _items(root: Path, files: list[Path], out: Path, pixel_format: str) -> list[BatchItem]:
     """One item per input with its output path; an output two inputs would share fails both but one."""
     items: list[BatchItem] = []
     seen: dict[Path, BatchItem] = {}
     for f in files:
         media = "video" if f.suffix.lower() in VIDEO_SUFFIXES else "image"
-        rel = output_rel(f.relative_to(root), media, kind)
+        rel = output_rel(f.relative_to(root), media, pixel_format)
         dst = out / rel
         item = BatchItem(src=f, rel=rel.as_posix(), dst=dst, media=media)
         if dst.resolve() == f.resolve():

@@ -71,22 +71,22 @@ def discover_inputs(spec: str, out_dir: Path) -> tuple[Path, list[Path]]:
     return root, chosen
 
 
-def output_kind(background: Any) -> str:
+def output_pixel_format(background: Any) -> str:
     """``rgb``, ``rgba`` or ``gray`` for a background spec, without loading a model."""
     from ..compose.backgrounds import BackgroundSpec, parse_background
 
     parse_background(background).close()  # a bad background fails here, before any work
-    return BackgroundSpec.parse(background).output_kind
+    return BackgroundSpec.parse(background).pixel_format
 
 
-def output_rel(rel: Path, media: str, kind: str) -> Path:
+def output_rel(rel: Path, media: str, pixel_format: str) -> Path:
     """Where an input's output goes, relative to the output folder (suffix fixed for alpha)."""
     suffix = rel.suffix.lower()
     if media == "image":
-        if kind == "rgba" and suffix in (".jpg", ".jpeg", ".bmp"):
+        if pixel_format == "rgba" and suffix in (".jpg", ".jpeg", ".bmp"):
             return rel.with_suffix(".png")
         return rel
-    if kind == "rgba" and suffix not in (".mov", ".webm", ".mkv"):
+    if pixel_format == "rgba" and suffix not in (".mov", ".webm", ".mkv"):
         return rel.with_suffix(".mov")
     return rel
 

@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 from ..errors import BackdropError
-from ..pipeline import PipelineOptions
+from ..engine import PipelineOptions
 from .chunking import DEFAULT_TAIL, DEFAULT_WARMUP, Chunk, ChunkError, remove_tree, render_chunk, stitch
 
 CRASH_ENV = "BACKDROP_BATCH_CRASH_ONCE"
@@ -73,7 +73,7 @@ class _CrashingPipeline:
 
 
 def _make_pipeline(job: dict):
-    from ..pipeline import Pipeline
+    from ..engine import Pipeline
 
     opts = dict(job["options"])
     if opts.get("threads") is None:

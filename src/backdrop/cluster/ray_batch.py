@@ -14,7 +14,7 @@ import from the modules themselves:
 from __future__ import annotations
 
 from .driver import BatchOptions, BatchRun, run_batch
-from .inputs import MEDIA_SUFFIXES, discover_inputs, output_kind, output_rel, remove_orphans
+from .inputs import MEDIA_SUFFIXES, discover_inputs, output_pixel_format, output_rel, remove_orphans
 from .jobs import CRASH_AFTER_FRAMES, CRASH_ENV, run_chunk, run_stitch, run_whole
 from .progress import Progress
 from .report import BatchItem, BatchReport
@@ -23,5 +23,5 @@ from .settings import batch_settings_hash
 
 __all__ = ["BatchItem", "BatchOptions", "BatchReport", "BatchRun", "CRASH_AFTER_FRAMES", "CRASH_ENV",
            "ClusterError", "DeferredSigterm", "MEDIA_SUFFIXES", "Progress", "batch_settings_hash",
-           "check_reachable", "discover_inputs", "import_ray", "output_kind", "output_rel", "ray_session",
+           "check_reachable", "discover_inputs", "import_ray", "output_pixel_format", "output_rel", "ray_session",
            "remove_orphans", "run_batch", "run_chunk", "run_stitch", "run_whole"]

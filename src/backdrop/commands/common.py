@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ..compose.backgrounds import DEFAULT_BACKGROUND, BackgroundSpec, grammar
-from ..compose.backgrounds.presenter import parse_placement
+from ..compose.backgrounds.presenter import parse_placement, parse_size, parse_slide_times
 from ..engine.options import CLI_GENERAL, ENGINE_OPTIONS, OPTIONS, PipelineOptions
 from ..errors import BackgroundError, OptionError
 from ..models.registry import MODELS
@@ -109,10 +110,8 @@ def background_from_args(args: argparse.Namespace) -> str:
         raise OptionError(f"--presenter needs slides: --background slides.pdf, a folder of slide images or a "
                           f"video, not {text!r}")
     parse_placement(args.presenter)
-    head = args.presenter
-    if args.slide_times:
-        head += f";times={args.slide_times}"
-    if args.output_size:
-        head += f";size={args.output_size}"
-    source = spec.params["source"] if spec is not None and spec.kind == "presenter" else text
-    return BackgroundSpec.parse(f"presenter:{head}:{source}").format()
+    source = spec.params["source"] if spec is not None and spec.kind == "presenter" else Path(text).expanduser()
+    return BackgroundSpec("presenter", {
+        "source": source, "place": args.presenter.strip().lower(),
+        "times": parse_slide_times(args.slide_times) if args.slide_times else None,
+        "size": parse_size(args.output_size) if args.output_size else None}).format()

@@ -23,7 +23,7 @@ LONG_GAP = 15  # frames without a network pass after which a recurrent model's s
 class Network:
     """The segmenter of one pipeline, with the engine's timer and an inference count.
 
-    A matting model (RVM: ``spec.kind == "matting"``) sees the whole frame at full resolution and
+    A matting model (RVM: ``spec.task == "matting"``) sees the whole frame at full resolution and
     gives a full-size alpha and foreground (``fs.model_alpha``, ``fs.model_fg``); its recurrent state is cleared
     on a scene cut and after a long gap without a pass (skipped or paused frames), where carrying
     it would smear the old shot into the new one.

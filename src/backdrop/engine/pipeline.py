@@ -2,7 +2,7 @@
 
 A frame flows one way. ``Pipeline.matte(frame)`` returns the matte of a frame (float32 HxW in
 [0, 1]); ``Pipeline(frame)`` returns the composite (RGB uint8 HxWx3, or RGBA for a transparent
-background, or the 8-bit matte for ``background="matte"``: see :attr:`output_kind`). The engine
+background, or the 8-bit matte for ``background="matte"``: see :attr:`pixel_format`). The engine
 knows no stage by name: it runs the hooks of the stages that are on (``stages.STAGES``, in
 order) over one :class:`FrameState` per frame. Everything that lives across frames is inside the
 stage objects of this pipeline, so two pipelines never share it (the web server builds one per
@@ -127,9 +127,9 @@ class Pipeline:
         self.network.segmenter = segmenter
 
     @property
-    def output_kind(self) -> str:
+    def pixel_format(self) -> str:
         """``rgb``, ``rgba`` or ``gray``: what :meth:`__call__` returns (the background says)."""
-        return self.background.output_kind
+        return self.background.pixel_format
 
     # -- the stages' hooks, for the engine's own passes (``engine/fused.py``) ---------------------
     def stages_with(self, hook: str) -> list:
@@ -199,21 +199,21 @@ class Pipeline:
             return model
         return np.clip(model + bilinear_upsample(change, *fs.size), 0.0, 1.0)
 
-    def _output(self, fs: FrameState, matte: bool = True, defer: bool = False) -> tuple[np.ndarray | None, Any]:
-        """(matte, composite) of a frame whose work phase ran. Without ``matte`` (the caller needs
-        only the composite) the fused pass makes it where it can (``engine/fused.py``): the
-        full-size matte is then never made and ``None`` comes back for it. With ``defer`` (and
-        no ``matte``) the composite comes back as a function that makes it: the full-size work of
-        the frames of a stream, called in order on another thread while this one works on the
-        next frames (the full phase's state is touched only there)."""
-        if not matte and fusable(self, fs):
+    def _output(self, fs: FrameState, matte: bool = True) -> tuple[np.ndarray | None, Callable[[], Any]]:
+        """(matte, make) of a frame whose work phase ran: ``make()`` returns its composite and
+        runs the full-size work that is left. With ``matte`` the full phase runs now and the matte
+        comes back; without (the caller needs only the composite) the fused pass makes it where
+        it can (``engine/fused.py``), the full-size matte is never made and ``None`` comes back for
+        it. ``make`` is called once, frames in order, from one thread: a file job calls it on
+        another thread while this one works on the next frames (the full phase's state is
+        touched only there)."""
+        if matte:
+            full = self._full(fs)
+            return full, lambda: self._compose(fs)
+        if fusable(self, fs):
             self.fused.prepare(self, fs)
-            if defer:
-                return None, lambda: self.fused(self, fs)
-            return None, self.fused(self, fs)
-        if defer and not matte:
-            return None, lambda: (self._full(fs), self._compose(fs))[1]
-        return self._full(fs), self._compose(fs)
+            return None, lambda: self.fused(self, fs)
+        return None, lambda: (self._full(fs), self._compose(fs))[1]
 
     def _compose(self, fs: FrameState) -> np.ndarray:
         """The compose phase: the background kind composites the person over itself."""
@@ -243,8 +243,8 @@ class Pipeline:
         return self._full(self._work(frame))
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
-        """Composite of one frame (no look-ahead), see :attr:`output_kind`."""
-        return self._output(self._work(frame), matte=False)[1]
+        """Composite of one frame (no look-ahead), see :attr:`pixel_format`."""
+        return self._output(self._work(frame), matte=False)[1]()
 
     def composite(self, frame: np.ndarray, matte: np.ndarray, index: int | None = None) -> np.ndarray:
         """Composite ``frame`` with a given matte (float32 HxW in [0, 1]) over the background."""
@@ -259,26 +259,32 @@ class Pipeline:
         ``mattes=False``: the caller needs only the outputs; the matte is None and the fused pass
         makes the output where it can (file jobs: ``process_video``, batch, bench). ``defer``
         (with ``mattes=False``): each output is a function to call, in order and from one
-        thread, that makes it (:meth:`_output`); ``process_video`` calls them on its encoder
+        thread, that makes it (always, fused or not: :meth:`_output`); ``process_video`` calls them on its encoder
         thread, so the full-size work overlaps the next frames' network and matte stages.
 
         When a stage needs the next frame (the one-frame delay; never live) each frame is held
         back one frame so it can see its successor; the last frame is flushed at the end.
         """
         look = self._hooks["look_ahead"]
+        later = defer and not mattes
+
+        def output(item: T, fs: FrameState) -> tuple[T, np.ndarray | None, Any]:
+            matte, make = self._output(fs, mattes)
+            return item, matte, make if later else make()
+
         held: tuple[T, FrameState] | None = None
         for item in items:
             fs = self._work(image_of(item))
             if not look:
-                yield (item, *self._output(fs, mattes, defer))
+                yield output(item, fs)
                 continue
             if held is not None:
                 for stage in look:
                     self.run_hook(stage, "look_ahead", held[1], fs)
-                yield (held[0], *self._output(held[1], mattes, defer))
+                yield output(*held)
             held = (item, fs)
         if held is not None:
-            yield (held[0], *self._output(held[1], mattes, defer))
+            yield output(*held)
 
     def start(self, *, fps: float | None = None, frames: int | None = None) -> None:
         """A file job begins: tell the background its frame rate and length (slide timing)."""

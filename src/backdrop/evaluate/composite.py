@@ -171,7 +171,7 @@ def evaluate_composite_cases(cases: Iterable[CompositeCase], *, pipeline=None, o
                              out_dir: str | Path | None = None, band: float = 3, dilate: int = EDGE_BAND_DILATE,
                              quiet: bool = True, total: int | None = None, source: str = "",
                              truth: str | None = None, foreground: str | None = None) -> EvalReport:
-    """Score a pipeline on in-memory cases (see the module docstring); an ``EvalReport`` of kind
+    """Score a pipeline on in-memory cases (see the module docstring); an ``EvalReport`` of mode
     ``composite``. ``pipeline`` (its background is replaced during the run and restored after)
     or ``options`` (a new pipeline is made); ``worst`` pictures are over the ``dark`` colour (else
     the last one), ranked by its band error."""

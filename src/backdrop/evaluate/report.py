@@ -47,7 +47,7 @@ class EvalReport:
     """What an evaluation found. ``summary`` holds the aggregates, ``items`` one dict per image or
     frame (``name`` plus its metrics), ``worst`` the paths of the pictures written."""
 
-    kind: str  # "images", "sequence" (with truth) or "video" (no truth: flicker only)
+    mode: str  # "images", "sequence" (with truth), "video" (no truth: flicker only) or "composite"
     source: str
     truth: str | None
     summary: dict[str, Any]
@@ -75,7 +75,7 @@ def format_report(report: EvalReport, *, band: float = 3, show_worst: int = 5) -
     """The human-readable table ``backdrop eval`` prints."""
     s = report.summary
     cfg = report.config
-    what = {"images": "images", "sequence": "frames", "video": "frames (no ground truth)"}[report.kind]
+    what = {"images": "images", "sequence": "frames", "video": "frames (no ground truth)"}[report.mode]
     lines = [f"backdrop eval: {s['count']} {what} from {report.source}"
              + (f" against {report.truth}" if report.truth else ""),
              f"  model {cfg.get('model', '?')}" + (", soft truth" if s.get("soft_truth") else "")]
@@ -87,9 +87,9 @@ def format_report(report: EvalReport, *, band: float = 3, show_worst: int = 5) -
     width = max(len(r[0]) for r in rows)
     lines.append("")
     lines += [f"  {label:<{width}}  {value:>10}  {hint}".rstrip() for label, value, hint in rows]
-    key = "iou" if report.kind != "video" else "flicker"
+    key = "iou" if report.mode != "video" else "flicker"
     scored = [it for it in report.items if it.get(key) is not None]
-    if scored and show_worst and report.kind != "video":
+    if scored and show_worst and report.mode != "video":
         worst = sorted(scored, key=lambda it: it[key])[:show_worst]
         lines += ["", "  worst by IoU: " + ", ".join(f"{it['name']} {it['iou']:.3f}" for it in worst)]
     for note in report.notes:

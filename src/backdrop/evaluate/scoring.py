@@ -33,7 +33,7 @@ def image_metrics(pred: np.ndarray, gt: np.ndarray, *, band: float = 3) -> dict[
 def make_pipeline(pipeline, options):
     if pipeline is not None:
         return pipeline, False
-    from ..pipeline import Pipeline
+    from ..engine import Pipeline
 
     return Pipeline(background="matte", options=options), True
 

@@ -161,8 +161,8 @@ def evaluate_sequence(source: str | Path, truth: str | Path | None = None, *, pi
     if truth_path is not None:
         summary.update({"dataset_iou": acc.dataset_iou, **{k: finite_mean(rows, k) for k in IMAGE_METRICS},
                         "dtssd": dts.value, "soft_truth": sum(r["soft_truth"] for r in rows) > len(rows) / 2})
-    kind = "sequence" if truth_path is not None else "video"
-    report = EvalReport(kind, str(source), str(truth_path) if truth_path else None, summary, rows,
+    mode = "sequence" if truth_path is not None else "video"
+    report = EvalReport(mode, str(source), str(truth_path) if truth_path else None, summary, rows,
                         pipeline_config(pipe))
     if len(rows) < 2:
         report.notes.append("fewer than two frames: no temporal metric")

@@ -47,10 +47,10 @@ def validate_encoder_options(crf: int, preset: str) -> None:
         raise OptionError(f"{{option}} must be one of {', '.join(X264_PRESETS)}; got {preset!r}", option="preset")
 
 
-def choose_video_codec(suffix: str, kind: str, width: int, height: int) -> tuple[str, str, dict]:
-    """(codec, pix_fmt, options) for an output suffix and a frame kind rgb/rgba/gray."""
+def choose_video_codec(suffix: str, pixel_format: str, width: int, height: int) -> tuple[str, str, dict]:
+    """(codec, pix_fmt, options) for an output suffix and a pixel format rgb/rgba/gray."""
     odd = width % 2 or height % 2
-    if kind == "rgba":
+    if pixel_format == "rgba":
         if suffix == ".mov":
             return "prores_ks", "yuva444p10le", {"profile": "4444", "vendor": "apl0"}
         if suffix == ".webm":

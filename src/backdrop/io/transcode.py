@@ -48,7 +48,7 @@ class EncodeSettings:
 
     rate: Fraction
     time_base: Fraction
-    kind: str = "rgb"  # rgb | rgba | gray, the shape of the images ``stream`` yields
+    pixel_format: str = "rgb"  # rgb | rgba | gray, the shape of the images ``stream`` yields
     crf: int = 20
     preset: str = "veryfast"
     suffix: str | None = None  # container choice; default: the destination's suffix
@@ -59,8 +59,8 @@ class EncodeSettings:
 
     def writer(self, path: Path, width: int, height: int, suffix: str) -> VideoWriter:
         return VideoWriter(path, width=width, height=height, rate=self.rate, time_base=self.time_base,
-                           kind=self.kind, crf=self.crf, preset=self.preset, suffix=self.suffix or suffix,
-                           audio_from=self.audio_from)
+                           pixel_format=self.pixel_format, crf=self.crf, preset=self.preset,
+                           suffix=self.suffix or suffix, audio_from=self.audio_from)
 
 
 @dataclass
@@ -137,7 +137,7 @@ def transcode(frames: Iterable[T], dst: str | Path, settings: EncodeSettings, st
             try:
                 for pts, image in stream(frames_in):
                     if writer is None:
-                        deferred = callable(image)
+                        deferred = callable(image)  # Pipeline.stream(defer=True): all are functions
                         image = image() if deferred else image  # its size opens the encoder
                         size = image.size if isinstance(image, Planar) else (image.shape[1], image.shape[0])
                         writer = settings.writer(tmp, size[0], size[1], dst.suffix)

@@ -24,19 +24,19 @@ from .formats import check_video_output_suffix, choose_video_codec, validate_enc
 class VideoWriter:
     """Encode frames to ``path`` (which should be a temp path: see :mod:`backdrop.io.atomic`).
 
-    ``kind`` is ``rgb`` (HxWx3), ``rgba`` (HxWx4) or ``gray`` (HxW). ``audio_from`` is a file
+    ``pixel_format`` is ``rgb`` (HxWx3), ``rgba`` (HxWx4) or ``gray`` (HxW). ``audio_from`` is a file
     whose audio streams are copied into the output, interleaved with the video by time.
     """
 
     def __init__(self, path: Path, *, width: int, height: int, rate: Fraction, time_base: Fraction,
-                 kind: str = "rgb", crf: int = 20, preset: str = "veryfast",
+                 pixel_format: str = "rgb", crf: int = 20, preset: str = "veryfast",
                  audio_from: Path | None = None, suffix: str | None = None, threads: int | None = None):
         self.path = Path(path)
         suffix = (suffix or self.path.suffix).lower()
         check_video_output_suffix(suffix, self.path.name)
         fmt = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}[suffix]
         validate_encoder_options(crf, preset)
-        codec, pix_fmt, options = choose_video_codec(suffix, kind, width, height)
+        codec, pix_fmt, options = choose_video_codec(suffix, pixel_format, width, height)
         if codec == "libx264":
             options = {"crf": str(crf), "preset": preset}
         elif codec == "libvpx-vp9":
@@ -45,7 +45,7 @@ class VideoWriter:
             self.container = av.open(str(self.path), mode="w", format=fmt)
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot create {self.path}: {_short(exc)}") from None
-        self.kind = kind
+        self.pixel_format = pixel_format
         self.time_base = Fraction(time_base)
         self.stream = self.container.add_stream(codec, rate=Fraction(rate).limit_denominator(100000))
         self.stream.width, self.stream.height = int(width), int(height)
@@ -61,13 +61,13 @@ class VideoWriter:
         self._audio = _AudioCopier(audio_from, self.container, suffix) if audio_from else None
 
     def write(self, image: np.ndarray | Planar, pts: int | None = None) -> None:
-        """Encode one image of the writer's kind (or, for ``rgb``, a :class:`Planar`, which goes
+        """Encode one image of the writer's pixel format (or, for ``rgb``, a :class:`Planar`, which goes
         to the encoder without a colour conversion)."""
         if isinstance(image, Planar):
             vf = av.VideoFrame.from_ndarray(image.data, format="yuv420p")
-        elif self.kind == "rgba":
+        elif self.pixel_format == "rgba":
             vf = av.VideoFrame.from_ndarray(image, format="rgba")
-        elif self.kind == "gray":
+        elif self.pixel_format == "gray":
             vf = av.VideoFrame.from_ndarray(image, format="gray")
         else:
             vf = av.VideoFrame.from_ndarray(image, format="rgb24")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ..compose.backgrounds import BackgroundSpec
+from ..compose.backgrounds import BackgroundSpec, page_kinds
 from ..compose.backgrounds.blur import DEFAULT_BLUR, check_strength
 from ..compose.backgrounds.colour import NAMED_COLOURS, format_colour, parse_colour
 from ..engine.options import LIVE_OPTIONS
@@ -94,7 +94,7 @@ def check_background(spec: str, allow_files: bool, known_uploads: Callable[[str]
     where a page may pick colours, blur, the matte and its own uploads)."""
     if known_uploads is not None and known_uploads(spec):
         return spec
-    refuse = OptionError(f"unknown background {spec[:40]!r}: use a colour, blur[:N] or an uploaded image")
+    refuse = OptionError(f"unknown background {spec[:40]!r}: use {', '.join(page_kinds())} or an uploaded image")
     try:
         parsed = BackgroundSpec.parse(spec)
     except BackdropError as exc:
@@ -159,7 +159,7 @@ def apply_changes(current: LiveSettings, changes: Mapping[str, Any], *, allow_fi
                 raise OptionError(f"{key} must be #rrggbb or one of {', '.join(NAMED_COLOURS)}, got {text[:40]!r}")
             new = replace(new, background=format_colour(rgb))
     if "blur" in changes:
-        new = replace(new, background=f"blur:{_check_blur(changes['blur']):g}")
+        new = replace(new, background=BackgroundSpec("blur", {"strength": _check_blur(changes["blur"])}).format())
     if "image" in changes:
         new = replace(new, background=check_background(
             _check_str("image", changes["image"]), allow_files, known_uploads, image_only=True))

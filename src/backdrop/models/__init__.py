@@ -2,7 +2,7 @@
 
 ``load_model("selfie")`` or ``load_model("my.onnx")`` returns a :class:`Segmenter`: frame (RGB
 uint8 HxWx3) in, matte (float32 HxW in [0, 1], frame size) out. A matting model
-(``load_model("rvm")``, opt-in, GPL-3.0 weights; ``segmenter.spec.kind == "matting"``) also gives
+(``load_model("rvm")``, opt-in, GPL-3.0 weights; ``segmenter.spec.task == "matting"``) also gives
 ``segmenter.matte_full(frame, long_side)``: (alpha HxW, foreground HxWx3 or None) at frame size.
 """
 

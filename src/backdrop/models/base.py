@@ -4,7 +4,7 @@
 at the frame's size. ``segmenter.infer(frame)`` returns the probability at the model's own
 resolution, which the refinement stage upsamples with the full-resolution frame as a guide.
 
-A matting model (``spec.kind == "matting"``) also answers ``segmenter.matte_full(frame,
+A matting model (``spec.task == "matting"``) also answers ``segmenter.matte_full(frame,
 long_side)``: the alpha at the frame's full size and, where the model makes one, the person's
 foreground colours (RGB uint8 HxWx3), with its recurrent state carried from call to call.
 """
@@ -43,7 +43,7 @@ class Segmenter:
         """
         if not self.spec.is_matting:
             raise NotImplementedError(
-                f"model {self.spec.name} is a {self.spec.kind} model; matte_full needs a matting model")
+                f"model {self.spec.name} is a {self.spec.task} model; matte_full needs a matting model")
         return self(rgb), None
 
     def reset(self) -> None:

@@ -40,14 +40,14 @@ def is_rvm_style(input_names: Iterable[str], output_names: Iterable[str]) -> boo
 
 
 def rvm_spec(name: str, *, height: int = RVM_LEGACY_SIZE, width: int = RVM_LEGACY_SIZE) -> ModelSpec:
-    """The spec of an RVM-style model: NCHW, [0, 1] input, kind ``matting``, RVM's stage defaults.
+    """The spec of an RVM-style model: NCHW, [0, 1] input, task ``matting``, RVM's stage defaults.
 
     ``height``/``width`` are the input of the legacy ``run()``/``infer()`` path (the whole frame
     shrunk to it, ``downsample_ratio`` 1); :meth:`~backdrop.models.base.Segmenter.matte_full`
     takes frames of any size."""
     return ModelSpec(
         name=name, input_height=height, input_width=width, layout="NCHW", output_layout="NCHW",
-        kind="matting", extra={RVM_RATIO_INPUT: 1.0}, stage_defaults=dict(RVM_STAGE_DEFAULTS),
+        task="matting", extra={RVM_RATIO_INPUT: 1.0}, stage_defaults=dict(RVM_STAGE_DEFAULTS),
     )
 
 

@@ -20,12 +20,12 @@ import numpy as np
 from ..errors import ModelError
 from ..resize import downscale
 
-OUTPUT_KINDS = ("sigmoid", "logits", "softmax", "two_channel")
+OUTPUT_ACTIVATIONS = ("sigmoid", "logits", "softmax", "two_channel")
 """``sigmoid``: one channel already in [0, 1]. ``logits``: one channel, sigmoid applied here.
 ``softmax``: C channels of logits, softmax applied here, ``person_channel`` taken.
 ``two_channel``: C channels of probabilities, ``person_channel`` taken as is."""
 
-MODEL_KINDS = ("segmentation", "matting")
+MODEL_TASKS = ("segmentation", "matting")
 """``segmentation``: a person probability at the model's input size, upsampled by the pipeline.
 ``matting``: the model takes the full frame and returns a full-resolution alpha and foreground
 (:meth:`Segmenter.matte_full <backdrop.models.base.Segmenter.matte_full>`)."""
@@ -40,7 +40,7 @@ class ModelSpec:
 
     ``mean``/``std`` apply to RGB scaled to [0, 1]: ``x = (rgb / 255 - mean) / std``.
     ``layout`` is the input tensor layout, ``NHWC`` (TFLite) or ``NCHW`` (most ONNX).
-    ``kind`` is one of :data:`MODEL_KINDS`; ``stage_defaults`` holds the pipeline option defaults
+    ``task`` is one of :data:`MODEL_TASKS`; ``stage_defaults`` holds the pipeline option defaults
     this model prefers (``{"roi": False}``), for the pipeline to apply where the user set none.
     """
 
@@ -54,16 +54,16 @@ class ModelSpec:
     person_channel: int = 0
     output_layout: str = "NHWC"
     extra: dict = field(default_factory=dict)
-    kind: str = "segmentation"
+    task: str = "segmentation"
     stage_defaults: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.layout not in ("NHWC", "NCHW"):
             raise ModelError(f"model spec layout must be NHWC or NCHW, not {self.layout!r}")
-        if self.output not in OUTPUT_KINDS:
-            raise ModelError(f"model spec output must be one of {OUTPUT_KINDS}, not {self.output!r}")
-        if self.kind not in MODEL_KINDS:
-            raise ModelError(f"model spec kind must be one of {MODEL_KINDS}, not {self.kind!r}")
+        if self.output not in OUTPUT_ACTIVATIONS:
+            raise ModelError(f"model spec output must be one of {OUTPUT_ACTIVATIONS}, not {self.output!r}")
+        if self.task not in MODEL_TASKS:
+            raise ModelError(f"model spec task must be one of {MODEL_TASKS}, not {self.task!r}")
         if not isinstance(self.stage_defaults, dict):
             raise ModelError(f"model spec stage_defaults must be a mapping, not {type(self.stage_defaults).__name__}")
 
@@ -80,7 +80,7 @@ class ModelSpec:
     @property
     def is_matting(self) -> bool:
         """True for a matting model: full frame in, full-resolution alpha (and foreground) out."""
-        return self.kind == "matting"
+        return self.task == "matting"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -92,6 +92,8 @@ class ModelSpec:
         except json.JSONDecodeError as exc:
             raise ModelError(f"model metadata {ONNX_METADATA_KEY!r} is not valid JSON: {exc}") from None
         known = {f.name for f in fields(cls)}
+        if "kind" in data and "task" not in data:  # files exported before the field was named task
+            data["task"] = data["kind"]
         data = {k: v for k, v in data.items() if k in known}
         for key in ("mean", "std"):
             if key in data:

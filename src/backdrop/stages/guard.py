@@ -24,9 +24,9 @@ def disk(shape, share: float) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
-def person_core(canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def person_core(work_matte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(person, core) uint8 masks at working size from the network's matte."""
-    person = (canvas > 0.5).astype(np.uint8)
+    person = (work_matte > 0.5).astype(np.uint8)
     return person, cv2.erode(person, disk(person.shape, CORE))
 
 

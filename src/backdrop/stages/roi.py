@@ -66,14 +66,14 @@ class RoiTracker:
         m = self.opt.margin
         return (x0 - m * bw, y0 - m * bh, x1 + m * bw, y1 + m * bh)
 
-    def update(self, canvas_matte: np.ndarray, w: int, h: int, used_box, confident: bool = True) -> None:
-        """Observe the latest matte (full-frame coordinates at canvas scale)."""
-        target = self.target_box(canvas_matte, w, h)
+    def update(self, work_matte: np.ndarray, w: int, h: int, used_box, confident: bool = True) -> None:
+        """Observe the latest matte (full-frame coordinates at working size)."""
+        target = self.target_box(work_matte, w, h)
         if target is None or not confident:
             self.box = None  # nobody, or unsure: next frame looks at the whole frame
             self.smoother.reset()
             return
-        if used_box is not None and self._leaving(canvas_matte, used_box, w, h):
+        if used_box is not None and self._leaving(work_matte, used_box, w, h):
             self.box = None
             self.smoother.reset()
             return
@@ -82,13 +82,13 @@ class RoiTracker:
         if self.box is None:  # the person fills the frame: a crop gains nothing
             self.smoother.reset()
 
-    def _leaving(self, canvas_matte, box, w, h) -> bool:
+    def _leaving(self, work_matte, box, w, h) -> bool:
         """True when the matte touches an edge of the crop that is not an edge of the frame."""
-        sy, sx = canvas_matte.shape[0] / h, canvas_matte.shape[1] / w
+        sy, sx = work_matte.shape[0] / h, work_matte.shape[1] / w
         x0, y0, x1, y1 = box
         cx0, cy0 = int(x0 * sx), int(y0 * sy)
         cx1, cy1 = max(cx0 + 1, int(x1 * sx) - 1), max(cy0 + 1, int(y1 * sy) - 1)
-        m = canvas_matte > 0.5
+        m = work_matte > 0.5
         edges = []
         if x0 > 0:
             edges.append(m[cy0:cy1, cx0])
@@ -135,22 +135,22 @@ class RoiStage(Stage):
 
     def segment(self, fs, network) -> None:
         w, h = fs.size
-        canvas = network.segment(fs, fs.crop_box)
+        work_matte = network.segment(fs, fs.crop_box)
         if fs.crop_box is None:
             # full-frame detection: when the person is small, look again on the crop at once
             with fs.timer("roi"):
-                self.tracker.update(canvas, w, h, None)
+                self.tracker.update(work_matte, w, h, None)
             if self.tracker.box is not None:
                 fs.crop_box = self.tracker.box
-                canvas = network.segment(fs, fs.crop_box)
-        fs.work_matte = canvas
+                work_matte = network.segment(fs, fs.crop_box)
+        fs.work_matte = work_matte
 
     def learn(self, fs) -> None:
         w, h = fs.size
-        canvas = fs.work_matte
-        present = canvas > 0.02
-        confident = bool(np.abs(canvas[present] * 2 - 1).mean() > 0.5) if present.any() else False
-        self.tracker.update(canvas, w, h, fs.crop_box, confident)
+        work_matte = fs.work_matte
+        present = work_matte > 0.02
+        confident = bool(np.abs(work_matte[present] * 2 - 1).mean() > 0.5) if present.any() else False
+        self.tracker.update(work_matte, w, h, fs.crop_box, confident)
 
     def reset(self) -> None:
         self.tracker.reset()

@@ -67,20 +67,20 @@ class StillStage(Stage):
     def __init__(self, options, context):
         super().__init__(options, context)
         self.detector = StillDetector(StillOptions(max_skip=options.max_skip))
-        self.last_canvas: np.ndarray | None = None
+        self.last_work_matte: np.ndarray | None = None
 
     def before(self, fs) -> None:
-        if self.last_canvas is not None and self.detector.should_skip(fs.work_grey):
+        if self.last_work_matte is not None and self.detector.should_skip(fs.work_grey):
             fs.skipped = True
-            fs.work_matte = self.last_canvas
+            fs.work_matte = self.last_work_matte
 
     def learn(self, fs) -> None:
         self.detector.observe(fs.work_grey, fs.work_matte)
-        self.last_canvas = fs.work_matte
+        self.last_work_matte = fs.work_matte
 
     def reset(self) -> None:
         self.detector.reset()
-        self.last_canvas = None
+        self.last_work_matte = None
 
 
 STAGE = StageSpec(

@@ -63,14 +63,14 @@ class LocalPublisher:
     answers: dict[str, asyncio.Future] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     closed: bool = False
-    kind = "local"
+    role = "local"
 
     @property
     def processed(self):  # what ``by_token`` callers test: a local stream is always "there"
         return True
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "where": "browser", "fps": self.stats.get("fps"),
+        return {"id": self.id, "role": self.role, "where": "browser", "fps": self.stats.get("fps"),
                 "age_s": round(time.monotonic() - self.created, 1)}
 
 

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 class Peer:
-    kind = "peer"
+    role = "peer"
 
     def __init__(self, server: "BackdropServer"):
         from aiortc import RTCPeerConnection
@@ -77,7 +77,7 @@ class Peer:
             now = time.monotonic()
             if self.connected_at is None and now - self.created > cfg.connect_timeout:
                 await self.close("did not connect in time")
-            elif self.kind == "publisher" and self.connected_at is not None and \
+            elif self.role == "publisher" and self.connected_at is not None and \
                     now - max(self.last_frame or self.connected_at, self.packets_seen()) > cfg.idle_timeout:
                 await self.close(f"no video for {cfg.idle_timeout:g} s")
             else:
@@ -111,7 +111,7 @@ class Peer:
             return
         self.closed = True
         self.close_reason = reason
-        log.info("peer %s (%s) closed: %s", self.id, self.kind, reason)
+        log.info("peer %s (%s) closed: %s", self.id, self.role, reason)
         self.server._forget(self)
         current = asyncio.current_task()
         for t in list(self.tasks):
@@ -132,14 +132,14 @@ class Peer:
         pass
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "state": self.pc.connectionState,
+        return {"id": self.id, "role": self.role, "state": self.pc.connectionState,
                 "age_s": round(time.monotonic() - self.created, 1)}
 
 
 class PublisherPeer(Peer, UploadReceiver):
     """A browser sending its camera and receiving the composite, with its own pipeline."""
 
-    kind = "publisher"
+    role = "publisher"
 
     def __init__(self, server: "BackdropServer"):
         super().__init__(server)
@@ -160,7 +160,7 @@ class PublisherPeer(Peer, UploadReceiver):
     # -- setup
     def make_processor(self) -> None:
         from ..live import LiveProcessor, LiveSettings
-        from ..pipeline import PipelineOptions
+        from ..engine import PipelineOptions
 
         cfg = self.server.config
         settings = LiveSettings(background=cfg.background, model=self.server.model)
@@ -258,22 +258,22 @@ class PublisherPeer(Peer, UploadReceiver):
                 raise ClientError("message is not JSON") from None
             if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
                 raise ClientError('message must be a JSON object with a "type"')
-            kind = msg["type"]
-            if kind == "settings":
+            msg_type = msg["type"]
+            if msg_type == "settings":
                 changes = msg.get("settings")
                 if changes is None:
                     changes = {k: v for k, v in msg.items() if k != "type"}
                 await self.apply(changes)
-            elif kind == "upload":
+            elif msg_type == "upload":
                 self._upload_begin(msg)
-            elif kind == "upload-cancel":
+            elif msg_type == "upload-cancel":
                 self._upload = None
-            elif kind == "ping":
+            elif msg_type == "ping":
                 self.send({"type": "pong", "t": msg.get("t") if isinstance(msg.get("t"), (int, float)) else None})
-            elif kind == "stats":
+            elif msg_type == "stats":
                 self.send_stats(force=True)
             else:
-                raise ClientError(f"unknown message type {kind[:30]!r}: use settings, upload, ping or stats")
+                raise ClientError(f"unknown message type {msg_type[:30]!r}: use settings, upload, ping or stats")
         except (ClientError, BackdropError) as exc:
             self.send_error(one_line(exc))
         except asyncio.CancelledError:
@@ -328,7 +328,7 @@ class PublisherPeer(Peer, UploadReceiver):
 class ViewerPeer(Peer):
     """A browser receiving a publisher's composited stream."""
 
-    kind = "viewer"
+    role = "viewer"
 
     def __init__(self, server: "BackdropServer", source: PublisherPeer):
         super().__init__(server)

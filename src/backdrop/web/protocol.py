@@ -52,9 +52,9 @@ def check_offer_body(raw: bytes) -> tuple[str, str]:
         raise ClientError('body is not JSON: POST {"sdp": ..., "type": "offer"}') from None
     if not isinstance(body, dict):
         raise ClientError('body must be a JSON object {"sdp": ..., "type": "offer"}')
-    sdp, kind = body.get("sdp"), body.get("type")
-    if kind != "offer":
-        raise ClientError(f'"type" must be "offer", got {str(kind)[:20]!r}')
+    sdp, sdp_type = body.get("sdp"), body.get("type")
+    if sdp_type != "offer":
+        raise ClientError(f'"type" must be "offer", got {str(sdp_type)[:20]!r}')
     if not isinstance(sdp, str) or not sdp.strip():
         raise ClientError('"sdp" must be a non-empty string')
     if not sdp.lstrip().startswith("v=0"):
@@ -65,7 +65,7 @@ def check_offer_body(raw: bytes) -> tuple[str, str]:
     media = [ln.split()[0][2:] for ln in lines if ln.startswith("m=") and ln.split()]
     if media.count("video") > 1 or media.count("audio") > 1 or media.count("application") > 1 or len(media) > 3:
         raise ClientError("the offer may carry one video track, one audio track and one data channel")
-    return sdp, kind
+    return sdp, sdp_type
 
 
 def check_sdp(sdp: str, *, send_video: bool) -> None:

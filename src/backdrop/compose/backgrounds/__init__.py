@@ -17,7 +17,7 @@ import numpy as np
 
 from ...errors import BackgroundError
 from . import blur, colour, image, matte, presenter, transparent, video
-from .base import Background, BackgroundKind, cover_resize
+from .base import Background, BackgroundKind, cover_resize, no_files
 
 KINDS: dict[str, BackgroundKind] = {k.name: k for k in (
     transparent.KIND,
@@ -36,12 +36,21 @@ def grammar() -> str:
     return " | ".join(k.help for k in KINDS.values())
 
 
+def page_kinds() -> list[str]:
+    """The forms a web page may pick itself: live kinds that read no file (its own uploads aside)."""
+    return [k.help for k in KINDS.values() if k.live and k.files is no_files]
+
+
 @dataclass(frozen=True)
 class BackgroundSpec:
     """A parsed ``--background`` value: its kind and that kind's parameters."""
 
     kind: str
     params: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise BackgroundError(f"unknown background kind {self.kind!r}: use one of {', '.join(KINDS)}")
 
     @classmethod
     def parse(cls, text: str | Path) -> "BackgroundSpec":
@@ -53,8 +62,7 @@ class BackgroundSpec:
             params = kind.parse(value)
             if params is not None:
                 return cls(kind.name, params)
-        raise BackgroundError(f"unsupported background {value[:80]!r}: use an image, a video, #RRGGBB, "
-                              "blur[:STRENGTH], transparent, matte or presenter:SLIDES")
+        raise BackgroundError(f"unsupported background {value[:80]!r}: use {grammar()}")
 
     @property
     def declaration(self) -> BackgroundKind:
@@ -65,8 +73,8 @@ class BackgroundSpec:
         return self.declaration.format(self.params)
 
     @property
-    def output_kind(self) -> str:
-        return self.declaration.output
+    def pixel_format(self) -> str:
+        return self.declaration.pixel_format
 
     @property
     def live(self) -> bool:
@@ -100,4 +108,4 @@ def parse_background(value: Any) -> Background:
 
 
 __all__ = ["Background", "BackgroundKind", "BackgroundSpec", "DEFAULT_BACKGROUND", "KINDS", "cover_resize",
-           "grammar", "parse_background"]
+           "grammar", "page_kinds", "parse_background"]

@@ -21,7 +21,7 @@ import numpy as np
 from ...planar import Planar
 from ..composite import blend
 
-OUTPUT_KINDS = ("rgb", "rgba", "gray")
+PIXEL_FORMATS = ("rgb", "rgba", "gray")
 
 
 def cover_resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -38,7 +38,7 @@ def cover_resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
 class Background:
     """What goes behind the person. Subclasses render; most composite with the default blend."""
 
-    output_kind = "rgb"
+    pixel_format = "rgb"
     needs_frame = False  # render() wants the (working-size) frame and matte: blur
     uses_foreground = True  # compose stages (decontamination) prepare the person's colours
     spec: Any = None  # the BackgroundSpec it was built from, when there was one
@@ -77,7 +77,7 @@ class Background:
     def fuses(self, fs) -> bool:
         """Whether the fused pass (``engine/fused.py``) can composite over this background: the
         plain blend of :meth:`composite`, RGB out, and :meth:`render` needs no full-size matte."""
-        return type(self).composite is Background.composite and self.output_kind == "rgb"
+        return type(self).composite is Background.composite and self.pixel_format == "rgb"
 
     def close(self) -> None:
         pass
@@ -99,10 +99,10 @@ class BackgroundKind:
     parse: Callable[[str], dict | None]  # text -> params, None when the text is not this kind
     format: Callable[[dict], str]  # params -> the text that parses back to them
     build: Callable[[dict], Background]
-    output: str = "rgb"
+    pixel_format: str = "rgb"  # what its composite is: rgb (HxWx3), rgba (HxWx4) or gray (HxW)
     live: bool = True
     files: Callable[[dict], list[Path]] = field(default=no_files)
 
     def __post_init__(self) -> None:
-        if self.output not in OUTPUT_KINDS:
-            raise ValueError(f"background kind {self.name}: output must be one of {OUTPUT_KINDS}")
+        if self.pixel_format not in PIXEL_FORMATS:
+            raise ValueError(f"background kind {self.name}: pixel_format must be one of {PIXEL_FORMATS}")

@@ -94,7 +94,7 @@ class BlurBackground(Background):
         return np.clip(filled + 0.5, 0, 255).astype(np.uint8)
 
     def describe(self):
-        return f"blur:{self.strength:g}"
+        return KIND.format({"strength": self.strength})
 
 
 def _parse(text: str) -> dict | None:

@@ -55,7 +55,7 @@ class ColourBackground(Background):
         return planar
 
     def describe(self):
-        return format_colour(self.rgb)
+        return KIND.format({"rgb": self.rgb})
 
 
 def _parse(text: str) -> dict | None:

@@ -7,7 +7,7 @@ from .base import Background, BackgroundKind
 
 
 class MatteBackground(Background):
-    output_kind = "gray"
+    pixel_format = "gray"
     uses_foreground = False  # nothing of the person's colours is shown
 
     def composite(self, fs, adjust, finish):
@@ -15,7 +15,7 @@ class MatteBackground(Background):
 
 
 KIND = BackgroundKind(
-    name="matte", help="matte", output="gray",
+    name="matte", help="matte", pixel_format="gray",
     parse=lambda t: {} if t.strip().lower() == "matte" else None, format=lambda p: "matte",
     build=lambda p: MatteBackground(),
 )

@@ -7,14 +7,14 @@ from .base import Background, BackgroundKind
 
 
 class TransparentBackground(Background):
-    output_kind = "rgba"
+    pixel_format = "rgba"
 
     def composite(self, fs, adjust, finish):
         return to_rgba(fs.fg, fs.matte)
 
 
 KIND = BackgroundKind(
-    name="transparent", help="transparent", output="rgba", live=False,
+    name="transparent", help="transparent", pixel_format="rgba", live=False,
     parse=lambda t: {} if t.strip().lower() == "transparent" else None, format=lambda p: "transparent",
     build=lambda p: TransparentBackground(),
 )
