@@ -344,3 +344,36 @@ def test_the_browser_matte_agrees_with_the_python_pipeline(session, tmp_path, cl
     iou = (a & b).sum() / max(1, (a | b).sum())
     assert iou >= 0.95, (iou, np.abs(ours - matte).mean())
     assert np.abs(ours - matte).mean() < 0.05
+
+
+def test_the_page_takes_its_passes_and_defaults_from_the_declaration(session, fake_camera, monkeypatch):  # noqa: F811
+    """The page's pass order, option defaults and shared constants come from the server's
+    declaration (GET /config, engine/declaration.py), not from copies in the page: a declared
+    default changed on the server is what the page uses, and the stages it has no pass for are
+    shown as server-only."""
+    from dataclasses import replace
+
+    from backdrop.engine import declaration
+    from backdrop.stages import STAGES
+
+    index = {s.name: i for i, s in enumerate(STAGES)}
+    temporal, wrap = STAGES[index["temporal"]], STAGES[index["light_wrap"]]
+    changed = list(STAGES)
+    changed[index["temporal"]] = replace(temporal, options=[replace(temporal.options[0], default=0.4)],
+                                         constants={**temporal.constants, "motion_low": 3.0})
+    changed[index["light_wrap"]] = replace(wrap, options=[replace(wrap.options[0], default=0.3)])
+    monkeypatch.setattr(declaration, "STAGES", changed)
+    srv, make = session
+    y4m, _, _ = fake_camera
+    page = make(y4m).open("?w=512&h=480")
+    settings = page.evaluate("window.backdrop.settings")
+    assert settings["temporal"] == 0.4 and settings["light_wrap"] == 0.3, settings
+    assert page.evaluate("document.getElementById('light-wrap').value") == "0.3"
+    stats = page.evaluate("window.backdrop.stats()")
+    declared = [s.name for s in STAGES if s.web]
+    assert stats["passes"] == declared, stats["passes"]  # in the declared order
+    assert set(stats["server_only"]) == {s.name for s in STAGES if not s.web} and "cleanup" in stats["server_only"]
+    assert "light_wrap" in stats["stages_ms"]  # the declared default switched the pass on
+    assert "cleanup" in page.evaluate("document.getElementById('server-only-stages').textContent")
+    constants = page.evaluate("window.backdrop.declaration.stages.find((s) => s.name === 'temporal').constants")
+    assert constants["motion_low"] == 3.0

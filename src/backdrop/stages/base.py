@@ -33,7 +33,7 @@ off the same declaration (see :attr:`StageSpec.fuses`), never a flag to forget.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -237,6 +237,8 @@ class StageSpec:
     reads: tuple[str, ...] = ()  # FrameState fields it needs: written by the engine or an earlier stage
     writes: tuple[str, ...] = ()  # FrameState fields it sets
     optional: tuple[str, ...] = ()  # fields it uses when an earlier stage wrote them (else their default)
+    web: str | None = None  # the on-device page's pass doing this stage (web/static/); None: server only
+    constants: Mapping[str, float] = field(default_factory=dict)  # numbers its page pass shares with it
     module: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:

@@ -24,7 +24,7 @@ class DecontaminateStage(Stage):
 STAGE = StageSpec(
     name="decontaminate", phase="compose", make=DecontaminateStage,
     summary="halo of the old background in hair: Blur-Fusion foreground colour estimate",
-    reads=("work_frame", "work_matte"), optional=("model_fg",), writes=("fg", "corrections"),
+    reads=("work_frame", "work_matte"), optional=("model_fg",), writes=("fg", "corrections"), web="decontaminate",
     options=[Opt("decontaminate", True, "estimate the person's own colours in the edge band", raw=False,
                  live=True)],
 )

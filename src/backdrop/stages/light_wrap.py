@@ -18,7 +18,7 @@ class LightWrapStage(Stage):
 
 STAGE = StageSpec(
     name="light_wrap", phase="compose", make=LightWrapStage,
-    reads=("matte",),
+    reads=("matte",), web="light_wrap",
     summary="cut-out look: the new background's light screened onto the person's edge",
     options=[Opt("light_wrap", 0.0, "light wrap strength, 0..1", low=0, high=1, raw=0.0, live=True,
                  metavar="S")],

@@ -211,6 +211,7 @@ def make_refine(options, context) -> RefineStage:
 STAGE = StageSpec(
     name="refine", phase="full", make=make_refine, upsamples=True,
     reads=("frame", "work_frame", "work_matte"), writes=("matte", "matte_source", "guided_coefficients"),
+    web="refine", constants={"radius": RefineOptions.radius, "eps": RefineOptions.eps},
     summary="blurry network edge: fast guided filter against the full-res frame; high: closed-form "
             "matting of the band (photos)",
     options=[Opt("refine", "guided", "edge refinement: guided, bilinear (none), high (closed-form matting, "

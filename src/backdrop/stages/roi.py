@@ -158,7 +158,7 @@ class RoiStage(Stage):
 
 STAGE = StageSpec(
     name="roi", phase="network", make=RoiStage,
-    reads=("size", "work_matte"), writes=("crop_box", "work_matte"),
+    reads=("size", "work_matte"), writes=("crop_box", "work_matte"), web="roi",
     summary="small person in a big frame gets few network pixels: run the network on a crop around "
             "them, the box smoothed by Holt double exponential smoothing",
     options=[

@@ -103,7 +103,10 @@ class TemporalStage(Stage):
 
 STAGE = StageSpec(
     name="temporal", phase="work", make=TemporalStage, on_skipped=True,
-    reads=("work_grey", "work_matte"), writes=("work_matte", "past_weight"),
+    reads=("work_grey", "work_matte"), writes=("work_matte", "past_weight"), web="temporal",
+    constants={"motion_low": TemporalOptions.motion_low, "motion_high": TemporalOptions.motion_high,
+               "let_go_low": LET_GO[0], "let_go_high": LET_GO[1], "sure_background": SURE_BACKGROUND,
+               "motion_reach": MOTION_REACH},
     summary="shaking edges: motion-guided fusion with the past where nothing moved",
     options=[STRENGTH], enabled=lambda o: o.temporal > 0,
 )

@@ -184,7 +184,7 @@ class TouchUpStage(Stage):
 
 STAGE = StageSpec(
     name="touch_up", phase="compose", make=TouchUpStage,
-    reads=("frame", "work_matte", "matte", "fg"), writes=("fg",),
+    reads=("frame", "work_matte", "matte", "fg"), writes=("fg",), web="touch_up",
     summary="skin smoothing (beauty): edge-preserving bilateral on skin-coloured pixels of the person",
     options=[Opt("touch_up", 0.0, "smooth the person's skin, edges kept, 0..1", low=0, high=1, raw=0.0,
                  live=True, metavar="S")],

@@ -16,13 +16,14 @@ import shutil
 import time
 from typing import Any
 
+from ..engine.declaration import pipeline_declaration
 from ..errors import BackdropError, OptionError, install_hint
 from .config import CONTENT_TYPES, MAX_OFFER_BYTES, content_policy, STATIC_DIR, UPLOAD_TYPES, ServeError, ServerConfig
 from .guard import RateLimiter, make_guard_middleware, make_upload_root
 from .ice import loopback_ice
 from .local import LocalRoutes
 from .memory import process_memory, release_free_memory
-from .peers import Peer, PublisherPeer, ViewerPeer
+from .peers import Peer, PeerLinks, PublisherPeer, ViewerPeer
 from .protocol import ClientError, check_offer_body, check_sdp, json_response, one_line, same_secret
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class BackdropServer:
             if STATIC_DIR.is_dir() else {}
         self._ice = None
         self.frames_processed = 0  # by server-side pipelines, all peers: on-device streams add none
+        self.links = PeerLinks(self.config, self.model, self.relay, self.upload_root, on_closed=self.forget,
+                               on_released=self.collect_released, on_frame=self.count_frame,
+                               publisher_count=lambda: len(self.publishers))
         self.local = LocalRoutes(self, *local_files())
         self.app = self._make_app()
 
@@ -79,7 +83,7 @@ class BackdropServer:
         def refuse(why: str) -> None:
             self.guarded[why] = self.guarded.get(why, 0) + 1
 
-        self._refuse = refuse
+        self.refuse = refuse
         app = web.Application(client_max_size=MAX_OFFER_BYTES,
                               middlewares=[headers, make_guard_middleware(self.config, refuse)])
         app.router.add_get("/", self.page("index.html"))
@@ -147,7 +151,7 @@ class BackdropServer:
         return json_response({"models": list(KNOWN_MODELS), "model": self.model, "background": self.config.background,
                       "max_upload_bytes": self.config.max_upload_bytes, "upload_types": sorted(UPLOAD_TYPES),
                       "max_peers": self.config.max_peers, "process_on": self.config.process_on,
-                      "local": self.local.describe()})
+                      "local": self.local.describe(), "pipeline": pipeline_declaration(self.config.options)})
 
     def by_token(self, token: Any) -> PublisherPeer | None:
         """The publisher whose viewer token this is (constant-time compare), or None."""
@@ -172,17 +176,22 @@ class BackdropServer:
         peers = [] if source is None else [source, *(v for v in self.viewers.values() if v.source is source)]
         return json_response({**self.stats(), "peers": [p.describe() for p in peers]})
 
-    def _charge(self, request) -> None:
+    def charge(self, request) -> None:
         """One offer from this client address; 429 when its bucket is empty."""
         if not self.limiter.allow(request.remote or "?"):
-            self._refuse("rate")
+            self.refuse("rate")
             raise ClientError("too many offers from this address; wait a second and try again", 429)
 
-    def _forget(self, peer: Peer) -> None:
+    def forget(self, peer: Peer) -> None:
+        """A peer closed: it is no longer listed (``PeerLinks.on_closed``)."""
         self.publishers.pop(peer.id, None)
         self.viewers.pop(peer.id, None)
 
-    def _peer_gone(self) -> None:
+    def count_frame(self) -> None:
+        """A server-side pipeline processed a frame (``PeerLinks.on_frame``)."""
+        self.frames_processed += 1
+
+    def collect_released(self) -> None:
         """After a peer is released: collect what cycles remain and hand freed memory back.
 
         Without this, closed peers sit in reference cycles (aiortc's transports and event
@@ -219,16 +228,16 @@ class BackdropServer:
         peer = None
         reserved = False
         try:
-            sdp, _ = check_offer_body(await self._body(request))
+            sdp, _ = check_offer_body(await self.read_body(request))
             check_sdp(sdp, send_video=True)  # before anything is built
-            self._charge(request)
+            self.charge(request)
             if len(self.publishers) + self._reserved >= self.config.max_peers:
                 self.refused += 1
                 raise ClientError(f"the server is full: {self.config.max_peers} of {self.config.max_peers} "
                                   "peers are connected; try again later", 503)
             self._reserved += 1
             reserved = True
-            peer = PublisherPeer(self)
+            peer = PublisherPeer(self.links)
             peer.pc.on("track", peer.attach)
             peer.pc.on("datachannel", peer.on_datachannel)
             await self._negotiate(peer, sdp)
@@ -263,7 +272,7 @@ class BackdropServer:
         """A viewer: receives a publisher's composited stream (``"peer"`` picks which)."""
         peer = None
         try:
-            raw = await self._body(request)
+            raw = await self.read_body(request)
             sdp, _ = check_offer_body(raw)
             body = json.loads(raw)  # parsed fine just above
             wanted, token = body.get("peer"), body.get("token")
@@ -271,21 +280,21 @@ class BackdropServer:
                 raise ClientError('"peer" must be a peer id string')
             check_sdp(sdp, send_video=False)
             if not isinstance(token, str) or not token:
-                self._refuse("token")
+                self.refuse("token")
                 raise ClientError('watching needs the stream\'s "token" (open the viewer link of the publishing page)',
                                   403)
-            self._charge(request)
+            self.charge(request)
             local = self.local.by_token(token)
             if local is not None:  # an on-device stream: the browsers connect to each other
                 return json_response(await self.local.relay_view(local, sdp))
             source = self.by_token(token)
             if source is None or source.processed is None or source.closed or (wanted and wanted != source.id):
-                self._refuse("token")
+                self.refuse("token")
                 raise ClientError("no stream with this token (it may have ended)", 403)
             if len(self.viewers) >= self.config.max_viewers:
                 self.refused += 1
                 raise ClientError(f"too many viewers ({self.config.max_viewers}); try again later", 503)
-            peer = ViewerPeer(self, source)
+            peer = ViewerPeer(self.links, source)
             self.viewers[peer.id] = peer
             await self._negotiate(peer, sdp)
             video = [t for t in peer.pc.getTransceivers() if t.kind == "video"]
@@ -304,11 +313,11 @@ class BackdropServer:
                 await peer.close("error")
             raise
 
-    async def _body(self, request) -> bytes:
+    async def read_body(self, request) -> bytes:
         from aiohttp import web
 
         if request.content_type != "application/json":  # text/plain would need no CORS preflight
-            self._refuse("content-type")
+            self.refuse("content-type")
             raise ClientError("an offer must be sent as Content-Type: application/json", 415)
         if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
             raise ClientError(f"offer too large ({request.content_length} bytes, limit {MAX_OFFER_BYTES})", 413)

@@ -163,7 +163,7 @@ class LocalRoutes:
         return pub
 
     async def _json(self, request) -> dict[str, Any]:
-        raw = await self.server._body(request)
+        raw = await self.server.read_body(request)
         try:
             body = json.loads(raw or b"{}")
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -175,21 +175,21 @@ class LocalRoutes:
     async def register(self, request):
         try:
             await self._json(request)
-            self.server._charge(request)
+            self.server.charge(request)
             self._expire()
             now, address = time.monotonic(), request.remote or "?"
             mine = [p for p in self.publishers.values() if p.address == address]
             if len(mine) >= MAX_PER_ADDRESS:
                 old = self._idle(mine, now)
                 if old is None:
-                    self.server._refuse("local")
+                    self.server.refuse("local")
                     raise ClientError(f"too many on-device streams from this address ({MAX_PER_ADDRESS}); "
                                       "close some pages and try again", 429)
                 self.drop(old, "replaced by a newer stream from the same address")
             if len(self.publishers) >= self.max_publishers:
                 old = self._idle(self.publishers.values(), now)
                 if old is None:
-                    self.server._refuse("local")
+                    self.server.refuse("local")
                     raise ClientError("too many on-device streams on this server; try again later", 503)
                 self.drop(old, "replaced by a newer stream (it was not polling)")
             pub = LocalPublisher(address=address)
@@ -206,7 +206,7 @@ class LocalRoutes:
         try:
             pub = self._publisher(request, request.query.get("secret") or request.headers.get("X-Backdrop-Secret"))
         except ClientError as exc:
-            self.server._refuse("secret")
+            self.server.refuse("secret")
             return json_response({"error": str(exc)}, exc.status)
         item = self._take(pub)
         if item is None:

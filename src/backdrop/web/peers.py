@@ -3,8 +3,9 @@
 A :class:`PublisherPeer` sends its camera and gets the composite back, with its own
 LiveProcessor, worker thread, data channel and upload dir; a :class:`ViewerPeer` receives a
 publisher's stream. A watchdog closes a peer that never connects or stops sending, and
-:meth:`Peer.close` releases all of it. The server is used by duck typing only (``config``,
-``model``, ``relay``, ``publishers``, ``viewers``, ``upload_root``, ``_forget``, ``_peer_gone``).
+:meth:`Peer.close` releases all of it. A peer only calls down: it is given its settings and
+three callbacks (:class:`PeerLinks`) by whoever made it, and tells it through them that it
+closed, that it was released and that it processed a frame; it never reaches into the server.
 """
 
 from __future__ import annotations
@@ -19,36 +20,58 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..errors import BackdropError
-from .config import INBOX_SIZE, MAX_TEXT_MESSAGE, UPLOAD_STALL_SECONDS, UPLOAD_TYPES
+from .config import INBOX_SIZE, MAX_TEXT_MESSAGE, UPLOAD_STALL_SECONDS, UPLOAD_TYPES, ServerConfig
 from .protocol import ClientError, one_line
 from .track import PeerStats, drain, make_processed_track
 from .uploads import UploadReceiver
 
-if TYPE_CHECKING:
-    from .app import BackdropServer
-
 log = logging.getLogger(__name__)
+
+
+def _nothing(*_: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class PeerLinks:
+    """What a peer is given by whoever makes it: the settings it reads and the callbacks it calls.
+
+    ``on_closed(peer)``: the peer closed (forget it); ``on_released()``: everything it owned is
+    freed; ``on_frame()``: a frame was processed on this machine; ``publisher_count()``: how many
+    publishers there are (the page's stats line)."""
+
+    config: ServerConfig
+    model: str
+    relay: Any  # aiortc's MediaRelay: one decoded stream, many viewers
+    upload_root: Path
+    on_closed: Callable[[Any], None] = _nothing
+    on_released: Callable[[], None] = _nothing
+    on_frame: Callable[[], None] = _nothing
+    publisher_count: Callable[[], int] = lambda: 0
 
 
 class Peer:
     role = "peer"
 
-    def __init__(self, server: "BackdropServer"):
+    def __init__(self, links: PeerLinks):
         from aiortc import RTCPeerConnection
 
         from .jitter import install
         install()  # frames leave the receive buffer at their last packet, not one frame later
-        self.server = server
+        self.links = links
         self.id = secrets.token_hex(6)
         self.pc = RTCPeerConnection()
         self.created = time.monotonic()
         self.connected_at: float | None = None
-        self.last_frame: float | None = None
         self.last_packet = 0.0           # the incoming video's last RTP packet (see packets_seen)
         self.video_receiver = None       # the RTCRtpReceiver of that video, once attached
         self.tasks: set[asyncio.Task] = set()
@@ -70,8 +93,13 @@ class Peer:
         task.add_done_callback(self.tasks.discard)
         return task
 
+    @property
+    def last_frame(self) -> float | None:
+        """When the last incoming video frame arrived (``time.monotonic``), None if never."""
+        return None
+
     async def _watchdog(self) -> None:
-        cfg = self.server.config
+        cfg = self.links.config
         while not self.closed:
             await asyncio.sleep(0.5)
             now = time.monotonic()
@@ -112,7 +140,7 @@ class Peer:
         self.closed = True
         self.close_reason = reason
         log.info("peer %s (%s) closed: %s", self.id, self.role, reason)
-        self.server._forget(self)
+        self.links.on_closed(self)
         current = asyncio.current_task()
         for t in list(self.tasks):
             if t is not current:
@@ -126,7 +154,7 @@ class Peer:
             # pipeline are freed now by reference counting, not at some later full GC
             with contextlib.suppress(Exception):
                 self.pc.remove_all_listeners()
-            self.server._peer_gone()
+            self.links.on_released()
 
     async def _release(self) -> None:
         pass
@@ -141,30 +169,34 @@ class PublisherPeer(Peer, UploadReceiver):
 
     role = "publisher"
 
-    def __init__(self, server: "BackdropServer"):
-        super().__init__(server)
+    def __init__(self, links: PeerLinks):
+        super().__init__(links)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"peer-{self.id}")
         self.view_token = secrets.token_urlsafe(18)  # only this page learns it: viewers must present it
         self.processor = None
         self.processed = None
         self.channel = None
-        self.stats = PeerStats()
-        self.upload_dir = Path(tempfile.mkdtemp(prefix=f"peer-{self.id}-", dir=server.upload_root))
+        self.viewers: set[ViewerPeer] = set()  # watching this stream; closed with it
+        self._no_stats = PeerStats()  # before the video track exists
+        self._last_good: np.ndarray | None = None  # the last composite: shown while processing fails
+        self._failing = False
+        self.upload_dir = Path(tempfile.mkdtemp(prefix=f"peer-{self.id}-", dir=links.upload_root))
         self.uploads: dict[str, Path] = {}
         self._upload_seq = 0
         self._upload: dict[str, Any] | None = None
         self._inbox: asyncio.Queue = asyncio.Queue(maxsize=INBOX_SIZE)
         self.dropped_messages = 0
         self._last_stats = 0.0
+        self._loop = asyncio.get_event_loop()
 
     # -- setup
     def make_processor(self) -> None:
         from ..live import LiveProcessor, LiveSettings
         from ..engine import PipelineOptions
 
-        cfg = self.server.config
-        settings = LiveSettings(background=cfg.background, model=self.server.model)
-        options = dataclasses.replace(cfg.options or PipelineOptions(), model=self.server.model,
+        cfg = self.links.config
+        settings = LiveSettings(background=cfg.background, model=self.links.model)
+        options = dataclasses.replace(cfg.options or PipelineOptions(), model=self.links.model,
                                       threads=cfg.threads, quiet=True)
         self.processor = LiveProcessor(settings, options=options, allow_files=False,
                                        resolve=self._resolve, known_uploads=lambda s: s in self.uploads)
@@ -177,10 +209,55 @@ class PublisherPeer(Peer, UploadReceiver):
         if track.kind == "video" and self.processed is None:
             self.video_receiver = next((t.receiver for t in self.pc.getTransceivers()
                                         if getattr(t.receiver, "track", None) is track), None)
-            self.processed = make_processed_track(track, self)
-            self.pc.addTrack(self.server.relay.subscribe(self.processed, buffered=False))
+            cfg = self.links.config
+            self.processed = make_processed_track(track, self._composite, self.links.on_frame, executor=self.executor,
+                                                  max_pixels=cfg.max_frame_pixels, marker_rows=cfg.marker_rows)
+            self.pc.addTrack(self.links.relay.subscribe(self.processed, buffered=False))
         else:
             self.spawn(drain(track))
+
+    @property
+    def stats(self) -> PeerStats:
+        """The video track's counters (empty ones before it exists)."""
+        return self.processed.stats if self.processed is not None else self._no_stats
+
+    @property
+    def last_frame(self) -> float | None:
+        return self.processed.last_frame if self.processed is not None else None
+
+    # -- frames (on the peer's own thread)
+    def _composite(self, image: np.ndarray) -> np.ndarray:
+        """The processor's output; when it fails (a background video that decodes only garbage
+        after a few frames, say), the last good frame (or flat grey), and the page is told once,
+        with one log line, instead of the track dying."""
+        try:
+            out = self.processor(image)
+        except Exception as exc:
+            if not self._failing:
+                self._failing = True
+                text = str(exc).strip().splitlines()
+                reason = (text[0] if text else type(exc).__name__)[:160]
+                log.warning("peer %s: processing failed, showing the last good frame: %s", self.id, reason)
+                msg = f"the background cannot be used any more ({reason}); back to {self.links.config.background}"
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self._fall_back, msg)
+            if self._last_good is not None:
+                return self._last_good
+            return np.full_like(image, 128)  # a flat grey: never the room the user wanted hidden
+        self._failing = False
+        self._last_good = out
+        return out
+
+    def _fall_back(self, msg: str) -> None:
+        """On the loop: tell the page, and go back to the server's background."""
+        if self.closed or self.processor is None:
+            return
+        self.send_error(msg.replace(str(self.upload_dir), ""))
+
+        async def reset():
+            with contextlib.suppress(Exception):
+                await self.apply({"background": self.links.config.background})
+        self.spawn(reset())
 
     # -- data channel
     def on_datachannel(self, channel) -> None:
@@ -227,7 +304,7 @@ class PublisherPeer(Peer, UploadReceiver):
 
         self.send({"type": "hello", "peer": self.id, "token": self.view_token,
                    "viewer": f"/viewer?token={self.view_token}", "settings": self.public_state(),
-                   "models": list(KNOWN_MODELS), "max_upload_bytes": self.server.config.max_upload_bytes,
+                   "models": list(KNOWN_MODELS), "max_upload_bytes": self.links.config.max_upload_bytes,
                    "upload_types": sorted(UPLOAD_TYPES)})
 
     def public_state(self) -> dict[str, Any]:
@@ -291,7 +368,7 @@ class PublisherPeer(Peer, UploadReceiver):
 
     # -- housekeeping
     def send_stats(self, force: bool = False) -> None:
-        self.send({"type": "stats", **self.stats.snapshot(), "peers": len(self.server.publishers)})
+        self.send({"type": "stats", **self.stats.snapshot(), "peers": self.links.publisher_count()})
 
     def tick(self, now: float) -> None:
         if self._upload is not None and now - self._upload["t"] > UPLOAD_STALL_SECONDS:
@@ -304,9 +381,8 @@ class PublisherPeer(Peer, UploadReceiver):
     async def _release(self) -> None:
         if self.processed is not None:
             self.processed.stop()
-        for viewer in list(self.server.viewers.values()):
-            if viewer.source is self:
-                await viewer.close("the stream ended")
+        for viewer in list(self.viewers):
+            await viewer.close("the stream ended")
         loop = asyncio.get_running_loop()
         # wait for the frame thread to finish its frame, then free the pipeline
         await loop.run_in_executor(None, self.executor.shutdown, True)
@@ -318,6 +394,7 @@ class PublisherPeer(Peer, UploadReceiver):
                 self.channel.remove_all_listeners()
         self.processor = self.processed = self.channel = self.video_receiver = None
         self._upload = None
+        self._last_good = None
         self.uploads.clear()
         shutil.rmtree(self.upload_dir, ignore_errors=True)
 
@@ -330,13 +407,15 @@ class ViewerPeer(Peer):
 
     role = "viewer"
 
-    def __init__(self, server: "BackdropServer", source: PublisherPeer):
-        super().__init__(server)
+    def __init__(self, links: PeerLinks, source: PublisherPeer):
+        super().__init__(links)
         self.source = source
-        self.track = server.relay.subscribe(source.processed, buffered=False)
+        self.track = links.relay.subscribe(source.processed, buffered=False)
+        source.viewers.add(self)
 
     async def _release(self) -> None:
         self.track.stop()
+        self.source.viewers.discard(self)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "source": self.source.id}

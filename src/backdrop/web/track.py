@@ -1,9 +1,11 @@
-"""The processed video track: newest incoming frame -> the peer's processor -> composite.
+"""The processed video track: newest incoming frame -> a ``process`` function -> composite.
 
-Like the ``VideoTransformTrack`` of aiortc's server example, plus what a live server needs: a
-reader task keeps only the newest frame (a slow peer drops frames instead of falling behind),
-oversized frames are scaled down first, and processing runs on the peer's own thread. The
-class is defined on first use, so importing this module does not need aiortc.
+Like the ``VideoTransformTrack(track, transform)`` of aiortc's server example, it is given what
+it calls (``source``, ``process``, ``on_frame``) and knows nothing of peers or the server; plus
+what a live server needs: a reader task keeps only the newest frame (a slow peer drops frames
+instead of falling behind), oversized frames are scaled down first, processing runs on the
+peer's own thread, and the counters are the track's own. The class is defined on first use, so
+importing this module does not need aiortc.
 """
 
 from __future__ import annotations
@@ -14,17 +16,10 @@ import functools
 import math
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
-
-import logging
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .peers import PublisherPeer
-
-
-log = logging.getLogger(__name__)
 
 
 def _track_classes():
@@ -57,9 +52,18 @@ class PeerStats:
                 "latency_ms_p95": round(lat[min(len(lat) - 1, int(len(lat) * 0.95))], 1) if lat else None}
 
 
-def make_processed_track(source, peer: "PublisherPeer"):
-    """The outgoing track of a publisher: newest incoming frame -> processor -> composite."""
-    return _processed_track_class()(source, peer)
+def make_processed_track(source, process: Callable[[np.ndarray], np.ndarray],
+                         on_frame: Callable[[], None] | None = None, *, executor, max_pixels: int,
+                         marker_rows: int = 0):
+    """The outgoing track: newest frame of ``source`` -> ``process`` -> composite.
+
+    ``process`` takes an RGB uint8 HxWx3 frame and returns the composite (RGB uint8); it runs on
+    ``executor`` (the peer's own thread) and decides itself what to show when it fails.
+    ``on_frame()`` is told of each processed frame. Frames over ``max_pixels`` are scaled down
+    first (a client must not choose our CPU bill); ``marker_rows`` top rows pass through
+    unprocessed (latency measurements). The track keeps its own :class:`PeerStats`."""
+    return _processed_track_class()(source, process, on_frame, executor=executor, max_pixels=max_pixels,
+                                    marker_rows=marker_rows)
 
 
 @functools.lru_cache(maxsize=1)
@@ -72,28 +76,30 @@ def _processed_track_class():
     class ProcessedTrack(MediaStreamTrack):
         kind = "video"
 
-        def __init__(self, source, peer: "PublisherPeer") -> None:
+        def __init__(self, source, process, on_frame, *, executor, max_pixels: int, marker_rows: int) -> None:
             super().__init__()
             self.source = source
-            self.peer = peer
+            self.process = process
+            self.on_frame = on_frame
+            self.executor = executor
+            self.max_pixels = max_pixels
+            self.marker_rows = marker_rows
+            self.stats = PeerStats()
+            self.last_frame: float | None = None  # when the last frame arrived (time.monotonic)
             self._latest = None
             self._arrived = 0.0
             self._ended = False
             self._event = asyncio.Event()
-            self._loop = asyncio.get_event_loop()
-            self._last_good = None  # the last composite: shown while processing fails
-            self._failing = False
             self._reader = asyncio.ensure_future(self._pull())
 
         async def _pull(self) -> None:
-            source, peer = self.source, self.peer
             try:
                 while True:
-                    frame = await source.recv()
-                    peer.stats.received += 1
-                    peer.last_frame = time.monotonic()
+                    frame = await self.source.recv()
+                    self.stats.received += 1
+                    self.last_frame = time.monotonic()
                     if self._latest is not None:
-                        peer.stats.dropped += 1  # drop-oldest: never queue behind a slow frame
+                        self.stats.dropped += 1  # drop-oldest: never queue behind a slow frame
                     self._latest = frame
                     self._arrived = time.perf_counter()
                     self._event.set()
@@ -106,8 +112,7 @@ def _processed_track_class():
         def _process(self, frame):
             import cv2
 
-            peer = self.peer
-            limit = peer.server.config.max_frame_pixels
+            limit = self.max_pixels
             if frame.width * frame.height > limit:  # a client must not choose our CPU bill
                 scale = math.sqrt(limit / (frame.width * frame.height))
                 w2, h2 = max(2, int(frame.width * scale) // 2 * 2), max(2, int(frame.height * scale) // 2 * 2)
@@ -115,12 +120,12 @@ def _processed_track_class():
             else:
                 image = frame.to_ndarray(format="rgb24")
             t0 = time.perf_counter()
-            out = self._composite(image)
-            rows = peer.server.config.marker_rows
+            out = self.process(image)
+            rows = self.marker_rows
             if rows:
                 out = out.copy() if out is image else out
                 out[:rows] = image[:rows]
-            peer.stats.process_ms.append((time.perf_counter() - t0) * 1000.0)
+            self.stats.process_ms.append((time.perf_counter() - t0) * 1000.0)
             h, w = out.shape[:2]
             if h % 2 == 0 and w % 2 == 0:
                 vf = av.VideoFrame.from_ndarray(cv2.cvtColor(out, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
@@ -130,43 +135,7 @@ def _processed_track_class():
             vf.time_base = frame.time_base
             return vf
 
-        def _composite(self, image):
-            """The processor's output; when it fails (a background video that decodes only garbage
-            after a few frames, say), the last good frame (or flat grey), and the
-            page is told once, with one log line, instead of the track dying."""
-            peer = self.peer
-            try:
-                out = peer.processor(image)
-            except Exception as exc:
-                if not self._failing:
-                    self._failing = True
-                    text = str(exc).strip().splitlines()
-                    reason = (text[0] if text else type(exc).__name__)[:160]
-                    log.warning("peer %s: processing failed, showing the last good frame: %s", peer.id, reason)
-                    msg = f"the background cannot be used any more ({reason}); back to {peer.server.config.background}"
-                    with contextlib.suppress(RuntimeError):
-                        self._loop.call_soon_threadsafe(self._fall_back, msg)
-                if self._last_good is not None:
-                    return self._last_good
-                return np.full_like(image, 128)  # a flat grey: never the room the user wanted hidden
-            self._failing = False
-            self._last_good = out
-            return out
-
-        def _fall_back(self, msg: str) -> None:
-            """On the loop: tell the page, and go back to the server's background."""
-            peer = self.peer
-            if peer.closed or peer.processor is None:
-                return
-            peer.send_error(msg.replace(str(peer.upload_dir), ""))
-
-            async def reset():
-                with contextlib.suppress(Exception):
-                    await peer.apply({"background": peer.server.config.background})
-            peer.spawn(reset())
-
         async def recv(self):
-            peer = self.peer
             if self.readyState != "live":
                 raise MediaStreamError
             while self._latest is None:
@@ -178,13 +147,14 @@ def _processed_track_class():
             arrived = self._arrived
             loop = asyncio.get_running_loop()
             try:
-                out = await loop.run_in_executor(peer.executor, self._process, frame)
+                out = await loop.run_in_executor(self.executor, self._process, frame)
             except RuntimeError:  # executor shut down: the peer is closing
                 raise MediaStreamError from None
-            peer.stats.processed += 1
-            peer.server.frames_processed += 1
-            peer.stats.out_times.append(time.monotonic())
-            peer.stats.latency_ms.append((time.perf_counter() - arrived) * 1000.0)
+            self.stats.processed += 1
+            self.stats.out_times.append(time.monotonic())
+            self.stats.latency_ms.append((time.perf_counter() - arrived) * 1000.0)
+            if self.on_frame is not None:
+                self.on_frame()
             return out
 
         def stop(self) -> None:

@@ -45,14 +45,14 @@ def sniff_upload(data: bytes) -> tuple[str, str] | None:
 class UploadReceiver:
     """The upload half of a :class:`~backdrop.web.peers.PublisherPeer` (a mixin).
 
-    Uses the peer's ``server``, ``upload_dir``, ``uploads``, ``_upload``, ``_upload_seq``,
+    Uses the peer's ``links`` (its settings), ``upload_dir``, ``uploads``, ``_upload``, ``_upload_seq``,
     ``apply`` and ``send``.
     """
 
     _scaled = None
 
     def _upload_begin(self, msg: dict[str, Any]) -> None:
-        limit = self.server.config.max_upload_bytes
+        limit = self.links.config.max_upload_bytes
         size = msg.get("size")
         mime = msg.get("mime")
         name = safe_display_name(msg.get("name"))
@@ -112,7 +112,7 @@ class UploadReceiver:
         frame rate and hundreds of MB per frame otherwise). Runs on a worker thread."""
         from .shrink import shrink_image, shrink_video
 
-        side = self.server.config.upload_max_side
+        side = self.links.config.upload_max_side
         self._scaled = None
         if kind == "image":
             small = shrink_image(data, side)

@@ -26,8 +26,11 @@ uniform vec4 crop;           // that crop in frame uv, y down (roi.js); outside 
 uniform sampler2D grey;      // this frame's grey level at working size (R, 0..255)
 uniform sampler2D past;      // last output of this pass (R fused, G grey)
 uniform vec2 texel;          // 1 / working size
-uniform float strength;      // weight of the past where still (0.93 measured, docs/quality.md)
+uniform float strength;      // weight of the past where still (the declared default, docs/quality.md)
 uniform float reach;         // motion counts this many working pixels around where it is seen
+uniform vec2 motion;         // grey-level change treated as noise .. as real motion (declared constants)
+uniform vec2 letGo;          // matte disagreement from which the past is dropped .. fully (LET_GO)
+uniform float sureBackground;  // network matte below this: nobody there (SURE_BACKGROUND)
 uniform bool first;
 void main() {
   vec2 c = (vec2(uv.x, 1.0 - uv.y) - crop.xy) / crop.zw;
@@ -46,23 +49,26 @@ void main() {
       diff = max(diff, d * 0.7);  // 0.7: the blur's peak response to a one-pixel change
     }
   }
-  float moving = clamp((diff - 6.0) / 18.0, 0.0, 1.0);
+  float moving = clamp((diff - motion.x) / max(1e-3, motion.y - motion.x), 0.0, 1.0);
   float wPast = strength * (1.0 - moving);
-  // let go: past had a person, the network is now sure there is none (LET_GO = 0.05..0.15)
-  float drop = clamp((prev.r - m - 0.05) / 0.10, 0.0, 1.0) * (m < 0.02 ? 1.0 : 0.0);
+  // let go: past had a person, the network is now sure there is none
+  float drop = clamp((prev.r - m - letGo.x) / max(1e-3, letGo.y - letGo.x), 0.0, 1.0) * (m < sureBackground ? 1.0 : 0.0);
   wPast *= 1.0 - drop;
   outColor = vec4(m + wPast * (prev.r - m), g, wPast, 1.0);
 }`;
 
 export function makeTemporal(gl, targets) {
   const prog = program(gl, FRAG);
-  return (maskTex, frameTex, w, h, past, out, { strength, first, crop = [0, 0, 1, 1] }) => {
+  // constants: stages/temporal.py's, from the server's declaration (engine/declaration.py)
+  return (maskTex, frameTex, w, h, past, out, { strength, first, crop = [0, 0, 1, 1], constants: c = {} }) => {
     const grey = targets.get("grey", out.width, out.height, "rgba16f");
     const taps = (n) => Math.max(1, Math.min(4, Math.ceil(n / 2)));
     const greyProg = variant(gl, GREY, { NX: taps(w / out.width), NY: taps(h / out.height) });
     draw(gl, greyProg, grey, { frame: frameTex, srcTexel: [1 / w, 1 / h], footprint: [w / out.width, h / out.height] });
-    const reach = Math.max(1, Math.round(0.008 * Math.max(out.width, out.height)));
+    const reach = Math.max(1, Math.round((c.motion_reach ?? 0) * Math.max(out.width, out.height)));
     draw(gl, prog, out, { mask: maskTex, crop, grey, past: past || maskTex,
-      texel: [1 / out.width, 1 / out.height], strength, reach, first: first || !past || strength <= 0 });
+      texel: [1 / out.width, 1 / out.height], strength, reach, first: first || !past || strength <= 0,
+      motion: [c.motion_low ?? 0, c.motion_high ?? 1], letGo: [c.let_go_low ?? 1, c.let_go_high ?? 2],
+      sureBackground: c.sure_background ?? 0 });
   };
 }

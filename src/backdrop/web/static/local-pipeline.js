@@ -1,7 +1,11 @@
-// The on-device pipeline on the GPU, one pass per Python stage and in the same order
-// (stages/__init__.py): network matte -> temporal fusion -> guided refinement -> (person-free
-// room blur) -> touch-up -> light wrap -> compose. Nothing is read back: the camera frame goes
-// in as a texture, the result is drawn into the page's canvas.
+// The on-device pipeline on the GPU: one pass per Python stage, in the order the server declares
+// (GET /config "pipeline", made from stages/__init__.py's STAGES by engine/declaration.py): network
+// matte -> temporal fusion -> guided refinement -> decontamination (the person-free room blur) ->
+// touch-up -> light wrap -> compose. The pass list, the option defaults and the constants the
+// shaders share with Python (temporal's motion thresholds, the guided filter's radius and eps)
+// all come from that declaration; a declared stage with no pass here is listed as server-only.
+// Nothing is read back: the camera frame goes in as a texture, the result is drawn into the
+// page's canvas.
 "use strict";
 import { createContext, Targets, upload } from "./gl.js";
 import { makeTemporal } from "./gl-temporal.js";
@@ -14,14 +18,61 @@ import { makeInput } from "./gl-input.js";
 import { fitPicture } from "./gl-background.js";
 
 // long side of the working matte. The Python default is 512; in the browser 256 (the network's
-// own resolution) with the guided filter's radius halved to 2 covers the same area for a quarter
-// of the texture fetches, which is what software WebGL pays for (docs/benchmarks.md)
+// own resolution) with the guided filter's radius scaled by 256/512 covers the same area for a
+// quarter of the texture fetches, which is what software WebGL pays for (docs/benchmarks.md)
 export const WORK_SIZE = 256;
-export const REFINE_RADIUS = 2;
+
+// the page's passes by the name a stage declares in `web=` (roi runs before the network, in local.js)
+const PASSES = {
+  roi: null,
+  temporal(p, ctx, s, c) {
+    const names = ["temporal-a", "temporal-b"];
+    const out = p.targets.get(names[p.flip], ctx.ww, ctx.wh, "rgba16f");
+    const past = p.first ? null : p.targets.get(names[1 - p.flip], ctx.ww, ctx.wh, "rgba16f");
+    p.temporal(ctx.mask, p.frameTex, ctx.w, ctx.h, past, out,
+      { strength: s.temporal, first: p.first, crop: p.crop, constants: c });
+    p.flip = 1 - p.flip; p.first = false;
+    ctx.matte = out;
+  },
+  refine(p, ctx, s, c, decl) {
+    if (!s.refine || s.refine === "bilinear") return;
+    ctx.coeffs = p.refine(ctx.matte, { radius: c.radius * WORK_SIZE / decl.work_size, eps: c.eps });
+    ctx.refined = true;
+  },
+  decontaminate(p, ctx, s) {
+    ctx.decontaminate = Boolean(s.decontaminate);
+  },
+  touch_up(p, ctx, s) {
+    if (s.effect && s.touch_up > 0) ctx.touch = p.touchUp(p.frameTex, ctx.w, ctx.h);
+  },
+  light_wrap(p, ctx, s) {
+    if (s.effect && s.light_wrap > 0 && s.kind !== "presenter" && s.kind !== "transparent") ctx.wrapWanted = true;
+  },
+};
+
+// the passes this page runs, in the declared order, and the declared stages it cannot run
+export function passList(decl) {
+  const run = []; const serverOnly = [];
+  for (const st of decl.stages) {
+    if (st.web && st.web in PASSES) run.push(st);
+    else serverOnly.push(st.name);
+  }
+  return { run, serverOnly };
+}
+
+// the settings the page starts from: every declared option's value (the server's, else the default)
+export function declaredSettings(decl) {
+  const out = {};
+  for (const st of decl.stages) for (const o of st.options) out[o.name] = o.default;
+  return out;
+}
 
 export class GpuPipeline {
-  constructor(canvas) {
+  constructor(canvas, decl) {
     this.canvas = canvas;
+    this.decl = decl;
+    const { run, serverOnly } = passList(decl);
+    this.passes = run; this.serverOnly = serverOnly;
     this.gl = createContext(canvas);
     const gl = this.gl;
     this.targets = new Targets(gl);
@@ -79,21 +130,27 @@ export class GpuPipeline {
     this.maskTex = upload(gl, this.maskTex, mask, maskW, maskH, "r16f");
     let t0 = lap("upload", t);
     const scale = WORK_SIZE / Math.max(w, h);
-    const ww = Math.max(8, Math.round(w * scale)); const wh = Math.max(8, Math.round(h * scale));
-    const names = ["temporal-a", "temporal-b"];
-    const out = this.targets.get(names[this.flip], ww, wh, "rgba16f");
-    const past = this.first ? null : this.targets.get(names[1 - this.flip], ww, wh, "rgba16f");
-    this.temporal(this.maskTex, this.frameTex, w, h, past, out, { strength: s.temporal, first: this.first, crop: this.crop });
-    this.flip = 1 - this.flip; this.first = false;
-    t0 = lap("temporal", t0);
-    const coeffs = s.refine ? this.refine(out, { radius: REFINE_RADIUS * WORK_SIZE / 256 }) : out;
-    t0 = lap("refine", t0);
+    const ctx = { w, h, ww: Math.max(8, Math.round(w * scale)), wh: Math.max(8, Math.round(h * scale)),
+      mask: this.maskTex, matte: null, coeffs: null, refined: false, decontaminate: false, touch: null,
+      wrapWanted: false };
+    for (const st of this.passes) {
+      const pass = PASSES[st.web];
+      if (!pass) continue;
+      pass(this, ctx, s, st.constants, this.decl);
+      t0 = lap(st.name, t0);
+    }
+    if (!ctx.matte) {  // no temporal pass declared: the mask still has to reach working size (strength 0)
+      const st = this.decl.stages.find((x) => x.name === "temporal");
+      PASSES.temporal(this, ctx, { ...s, temporal: 0 }, st ? st.constants : {}, this.decl);
+    }
+    const coeffs = ctx.refined ? ctx.coeffs : ctx.matte;
+    const refine = ctx.refined;
     const bg = { kind: s.kind, colour: s.colourRgb, coarseLod: 0 };
     let room = null;
-    if (s.effect && (s.kind === "blur" || s.decontaminate)) {
+    if (s.effect && (s.kind === "blur" || ctx.decontaminate)) {
       // a blur background is the room estimate too; otherwise a coarse one (long side ~160)
-      room = s.kind === "blur" ? this.blur(this.frameTex, coeffs, s.refine, w, h, s.blur)
-        : this.blur(this.frameTex, coeffs, s.refine, w, h, 4, Math.max(1, Math.round(Math.max(w, h) / 160)));
+      room = s.kind === "blur" ? this.blur(this.frameTex, coeffs, refine, w, h, s.blur)
+        : this.blur(this.frameTex, coeffs, refine, w, h, 4, Math.max(1, Math.round(Math.max(w, h) / 160)));
       if (s.kind === "blur") { bg.blurred = room; bg.coarseLod = room.coarseLod; }
     }
     t0 = lap("blur", t0);
@@ -108,16 +165,14 @@ export class GpuPipeline {
     } else if (s.kind === "image" || s.kind === "presenter") {
       bg.kind = "colour"; bg.colour = [16 / 255, 16 / 255, 16 / 255];
     }
-    const touch = s.effect && s.touchUp > 0 ? this.touchUp(this.frameTex, w, h) : null;
-    t0 = lap("touch_up", t0);
-    const wrap = s.effect && s.lightWrap > 0 && s.kind !== "presenter" && s.kind !== "transparent"
-      ? this.wrap(this.frameTex, coeffs, s.refine, bg, w, h) : null;
+    const touch = ctx.touch;
+    const wrap = ctx.wrapWanted ? this.wrap(this.frameTex, coeffs, refine, bg, w, h) : null;
     t0 = lap("light_wrap", t0);
     if (this.canvas.width !== outW || this.canvas.height !== outH) {
       this.canvas.width = outW; this.canvas.height = outH;
     }
-    this.compose({ frameTex: this.frameTex, touch, touchUp: s.touchUp, coeffs, refine: s.refine, bg, room, wrap,
-      wrapStrength: s.lightWrap, effect: s.effect, decontaminate: s.decontaminate,
+    this.compose({ frameTex: this.frameTex, touch, touchUp: s.touch_up, coeffs, refine, bg, room, wrap,
+      wrapStrength: s.light_wrap, effect: s.effect, decontaminate: ctx.decontaminate,
       place: place ? place(outW, outH) : null, outW, outH, frameW: w, frameH: h });
     gl.flush();
     lap("compose", t0);

@@ -2,7 +2,7 @@
 // (local-pipeline.js) -> the page's canvas -> canvas.captureStream() for viewers and recording.
 // No frame goes to the server. window.backdrop.stats() tells where and how fast it runs.
 "use strict";
-import { GpuPipeline } from "./local-pipeline.js";
+import { GpuPipeline, declaredSettings } from "./local-pipeline.js";
 import { createSegmenter } from "./segment.js";
 import { Slides, presenterPlacement, trackBox } from "./slides.js";
 import { Publisher, Recorder } from "./publish.js";
@@ -21,8 +21,11 @@ const hexRgb = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) /
 const state = {
   where: "browser", errors: [], frames: 0, times: [], history: [], stamps: [], ms: {}, settings: null,
   runtime: null, model: null, token: null, viewers: 0,
-  tuning: { temporal: 0.93, refine: true, decontaminate: true, roi: true },  // the Python defaults
+  tuning: {},  // the declared stage options (GET /config "pipeline"): set in startLocal
+  passes: [], serverOnly: [],
 };
+// the sliders' names in earlier versions of setSettings, kept for scripts that use them
+const ALIASES = { touchUp: "touch_up", lightWrap: "light_wrap" };
 window.backdrop = state;
 
 function showError(text) {
@@ -39,7 +42,7 @@ state.stats = () => {
   return { where: "browser", fps: Math.round(fps * 10) / 10, frame_ms_p50: pct(state.times, 0.5),
     frame_ms_p95: pct(state.times, 0.95), frames: state.frames, runtime: state.runtime, model: state.model,
     stages_ms: Object.fromEntries(Object.entries(state.ms).map(([k, v]) => [k, Math.round(v * 10) / 10])),
-    viewers: state.viewers };
+    viewers: state.viewers, passes: state.passes, server_only: state.serverOnly };
 };
 
 function readSettings() {
@@ -48,8 +51,8 @@ function readSettings() {
     effect: $("effect").checked,
     kind: state.kindOverride || (mode === "image" && !state.hasPicture ? "blur" : mode),
     blur: Number($("blur").value), colour: $("colour").value, colourRgb: hexRgb($("colour").value),
-    touchUp: Number($("touch-up").value), lightWrap: Number($("light-wrap").value),
     place: null, ...state.tuning,
+    touch_up: Number($("touch-up").value), light_wrap: Number($("light-wrap").value),
   };
 }
 
@@ -100,14 +103,15 @@ function wire(pipeline, slides, publisher, canvasStream) {
   state.setSettings = (patch) => {
     if (patch.colour) { $("colour").value = patch.colour; $("mode-colour").checked = true; state.kindOverride = null; }
     if (patch.blur) { $("blur").value = patch.blur; $("mode-blur").checked = true; state.kindOverride = null; }
-    for (const key of ["temporal", "refine", "decontaminate", "roi"]) if (patch[key] !== undefined) state.tuning[key] = patch[key];
+    for (const [alias, name] of Object.entries(ALIASES)) if (patch[alias] !== undefined) patch = { ...patch, [name]: patch[alias] };
+    for (const key of Object.keys(state.tuning)) if (patch[key] !== undefined) state.tuning[key] = patch[key];
     if (patch.kind) {  // "matte" (the alpha as grey, for checks) has no button
       state.kindOverride = $(`mode-${patch.kind}`) ? null : patch.kind;
       if ($(`mode-${patch.kind}`)) $(`mode-${patch.kind}`).checked = true;
     }
     if (patch.effect !== undefined) $("effect").checked = patch.effect;
-    if (patch.touchUp !== undefined) $("touch-up").value = patch.touchUp;
-    if (patch.lightWrap !== undefined) $("light-wrap").value = patch.lightWrap;
+    if (patch.touch_up !== undefined) $("touch-up").value = patch.touch_up;
+    if (patch.light_wrap !== undefined) $("light-wrap").value = patch.light_wrap;
     changed();
     return true;
   };
@@ -152,7 +156,16 @@ export async function startLocal(config) {
   video.srcObject = stream;
   await video.play().catch(() => {});
   const canvas = $("output");
-  const pipeline = new GpuPipeline(canvas);
+  const decl = config.pipeline;
+  if (!decl || !Array.isArray(decl.stages)) throw new Error("the server sent no pipeline declaration (GET /config)");
+  state.declaration = decl;
+  state.tuning = declaredSettings(decl);
+  $("touch-up").value = state.tuning.touch_up ?? 0;
+  $("light-wrap").value = state.tuning.light_wrap ?? 0;
+  const pipeline = new GpuPipeline(canvas, decl);
+  state.passes = pipeline.passes.map((st) => st.name);
+  state.serverOnly = pipeline.serverOnly;
+  $("server-only-stages").textContent = `server only (not on this device): ${pipeline.serverOnly.join(", ").replaceAll("_", " ")}`;
   pipeline.profile = params.has("profile");
   const slides = new Slides();
   const canvasStream = canvas.captureStream(FPS);
@@ -176,7 +189,7 @@ export async function startLocal(config) {
       const t1 = performance.now();
       state.ms.wait = t1 - t0;
       const [iw, ih] = segmenter.inputSize;
-      const crop = s.roi ? roi.next(w, h) : null;
+      const crop = s.roi && state.passes.includes("roi") ? roi.next(w, h) : null;
       const m = await segmenter.segment(pipeline.takeFrame(video, w, h, iw, ih, cropUv(crop, w, h)));
       const found = personBox(m.mask, m.width, m.height, crop || [0, 0, w, h]);
       roi.update(found, m.mask, m.width, m.height, crop, w, h);
