@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,29 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BACKDROP_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def restore_stop_signals() -> list[str]:
+    """Give this process (and so every child the tests start) the default stop signals.
+
+    A shell's ``&`` without job control starts a job with SIGINT and SIGQUIT ignored, ``nohup``
+    ignores SIGHUP, and a CI runner may do either. Ignored dispositions survive ``exec``, and a
+    Python started with SIGINT ignored installs no KeyboardInterrupt handler: the signal tests
+    then stopped nothing and left decoder threads behind (11 failures under ``nohup ... &``).
+    Handlers, unlike ignores, are reset to the default by ``exec``, so restoring them here is
+    enough for the children too. Returns the names it restored."""
+    restored = []
+    for name, handler in (("SIGINT", signal.default_int_handler), ("SIGHUP", signal.SIG_DFL),
+                          ("SIGQUIT", signal.SIG_DFL), ("SIGTERM", signal.SIG_DFL)):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, handler)
+            restored.append(name)
+    return restored
+
+
+def pytest_configure(config) -> None:
+    restore_stop_signals()
 
 
 def shared_path(*parts: str) -> Path:

@@ -212,3 +212,23 @@ def test_a_stop_inside_a_writers_start_leaves_no_thread(monkeypatch):
         BackgroundWriter(lambda *a: None, depth=2)
     time.sleep(0.05)
     assert not _alive("backdrop-writer")
+
+
+def test_the_signal_tests_pass_when_started_with_the_stop_signals_ignored(tmp_path):
+    """``nohup python -m pytest &`` (SIGHUP ignored by nohup, SIGINT and SIGQUIT by a shell's
+    ``&`` without job control, as some CI runners start jobs) must pass like a foreground run:
+    ignored dispositions survive exec, so conftest.py gives the tests default handlers again.
+    Here a child pytest starts with them ignored and runs the tests that need them."""
+    def ignore_stops():
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_IGN)
+
+    here = Path(__file__).resolve()
+    tests = [f"{here}::{name}" for name in ("test_sighup_cleans_up_like_sigterm",
+                                            "test_prefetch_joins_the_decoder_even_when_interrupted",
+                                            "test_a_stop_inside_a_writers_start_leaves_no_thread")]
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+                         cwd=here.parents[1], preexec_fn=ignore_stops, capture_output=True, text=True,
+                         timeout=10 * TIMEOUT)
+    assert res.returncode == 0, res.stdout[-2000:]
+    assert "3 passed" in res.stdout
