@@ -169,6 +169,7 @@ class GreyBackground(Stage):
 
 STAGE = StageSpec(
     name="grey_background", phase="compose", make=GreyBackground, summary="a grey world behind you",
+    reads=("fg", "matte"),
     options=[Opt("grey_background", 0.0, "grey the new background, 0..1", low=0, high=1, raw=0.0, live=True)],
     enabled=lambda o: o.grey_background > 0,
 )

@@ -453,7 +453,7 @@ def test_a_peer_still_sending_packets_is_not_dropped_as_idle(monkeypatch):
     blocks, as while waiting for a keyframe) while the client goes on sending: the peer must stay,
     with a 1.5 s idle timeout. Once the client stops sending RTP (its track blocks; DTLS and RTCP
     go on), it is closed as idle. Before: dropped 1.5 s after its last decoded frame."""
-    from backdrop.web.peers import PublisherPeer
+    from backdrop.web.publisher import PublisherPeer
 
     original = PublisherPeer.attach
     decoded = {"n": 0}

@@ -23,7 +23,8 @@ from .guard import RateLimiter, make_guard_middleware, make_upload_root
 from .ice import loopback_ice
 from .local import LocalRoutes
 from .memory import process_memory, release_free_memory
-from .peers import Peer, PeerLinks, PublisherPeer, ViewerPeer
+from .peers import Peer, PeerLinks, ViewerPeer
+from .publisher import PublisherPeer
 from .protocol import ClientError, check_offer_body, check_sdp, json_response, one_line, same_secret
 
 log = logging.getLogger(__name__)

@@ -39,7 +39,8 @@ from .config import (CONTENT_TYPES, INBOX_SIZE, MAX_OFFER_BYTES, MAX_TEXT_MESSAG
                      STATIC_DIR, UPLOAD_STALL_SECONDS, UPLOAD_TYPES, ServeError, ServerConfig)
 from .ice import loopback_ice
 from .memory import process_memory, release_free_memory
-from .peers import Peer, PublisherPeer, ViewerPeer
+from .peers import Peer, ViewerPeer
+from .publisher import PublisherPeer
 from .protocol import ClientError, check_offer_body
 from .runner import ServerThread, serve, start_site
 from .track import PeerStats, make_processed_track

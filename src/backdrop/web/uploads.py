@@ -43,7 +43,7 @@ def sniff_upload(data: bytes) -> tuple[str, str] | None:
 
 
 class UploadReceiver:
-    """The upload half of a :class:`~backdrop.web.peers.PublisherPeer` (a mixin).
+    """The upload half of a :class:`~backdrop.web.publisher.PublisherPeer` (a mixin).
 
     Uses the peer's ``links`` (its settings), ``upload_dir``, ``uploads``, ``_upload``, ``_upload_seq``,
     ``apply`` and ``send``.
