@@ -14,8 +14,6 @@ from backdrop.compose.backgrounds.presenter import PresenterBackground
 from backdrop.io.image import read_image
 from backdrop.stages.cleanup import cleanup
 from backdrop.stages.refine import fast_guided_upsample
-from backdrop.stages.roi import RoiTracker
-from backdrop.stages.smoothing import DoubleExponential
 from backdrop.stages.still import StillDetector
 from backdrop.stages.delay import one_frame_delay
 from backdrop.stages.temporal import MotionFusion
@@ -35,29 +33,6 @@ def test_cleanup_drops_stray_blob_keeps_second_person_fills_hole():
     assert out[110, 80] > 0.99 and out[110, 220] > 0.99  # both people kept
     assert out[20, 150] < 0.01  # the speck is gone
     assert out[110, 80] == 1.0  # the hole is filled
-
-
-def test_double_smoothing_follows_a_trend_without_lag():
-    s = DoubleExponential(alpha=0.5, beta=0.3)
-    simple = None
-    for t in range(60):
-        x = np.array([10.0 + 3 * t])
-        s.update(x)
-        simple = x if simple is None else 0.5 * x + 0.5 * simple  # single exponential, for contrast
-    truth_next = 10.0 + 3 * 60
-    assert abs(s.forecast()[0] - truth_next) < 0.05  # Holt forecast is on the trend
-    assert truth_next - simple[0] > 5  # a plain exponential filter lags behind it
-
-
-def test_roi_box_contains_person_with_model_aspect():
-    m = np.zeros((270, 480), np.float32)
-    m[100:200, 300:340] = 1  # a small person in a wide frame
-    r = RoiTracker(aspect=1.0)
-    r.update(m, 1920, 1080, None)
-    x0, y0, x1, y1 = r.box
-    assert abs((x1 - x0) - (y1 - y0)) <= 2
-    assert x0 <= 300 * 4 and x1 >= 340 * 4 and y0 <= 100 * 4 and y1 >= 200 * 4
-    assert (x1 - x0) * (y1 - y0) < 0.25 * 1920 * 1080
 
 
 def test_still_sequence_is_skipped_moving_one_is_not():

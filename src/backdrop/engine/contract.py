@@ -20,7 +20,7 @@ from .state import FIELDS
 
 ENGINE_WRITES: dict[str, tuple[str, ...]] = {
     # a new frame, its working-size copy, no crop (the whole frame) and no skip unless a stage says
-    "network": ("index", "image", "frame", "size", "work_frame", "work_grey", "crop_box", "skipped",
+    "network": ("index", "image", "frame", "size", "work_frame", "work_grey", "skipped", "people",
                 # the network's pass in this phase (a matting model also gives its own alpha and colours)
                 "work_matte", "model_alpha", "model_alpha_small", "model_fg"),
     "work": (),

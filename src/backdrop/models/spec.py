@@ -25,10 +25,12 @@ OUTPUT_ACTIVATIONS = ("sigmoid", "logits", "softmax", "two_channel")
 ``softmax``: C channels of logits, softmax applied here, ``person_channel`` taken.
 ``two_channel``: C channels of probabilities, ``person_channel`` taken as is."""
 
-MODEL_TASKS = ("segmentation", "matting")
+MODEL_TASKS = ("segmentation", "matting", "pose_detection", "pose_landmarks", "face_detection")
 """``segmentation``: a person probability at the model's input size, upsampled by the pipeline.
 ``matting``: the model takes the full frame and returns a full-resolution alpha and foreground
-(:meth:`Segmenter.matte_full <backdrop.models.base.Segmenter.matte_full>`)."""
+(:meth:`Segmenter.matte_full <backdrop.models.base.Segmenter.matte_full>`). The other three are
+the person tracker's (``tracking/``): they are never loaded as segmenters."""
+SEGMENTER_TASKS = ("segmentation", "matting")
 
 ONNX_METADATA_KEY = "backdrop.spec"
 """ONNX ``metadata_props`` key whose value is :meth:`ModelSpec.to_json`."""
@@ -76,6 +78,11 @@ class ModelSpec:
     def aspect(self) -> float:
         """Width over height of the model input, used by ROI tracking to shape crops."""
         return self.input_width / self.input_height
+
+    @property
+    def is_segmenter(self) -> bool:
+        """True for a model that makes a matte (``--model`` takes it)."""
+        return self.task in SEGMENTER_TASKS
 
     @property
     def is_matting(self) -> bool:

@@ -8,13 +8,13 @@ bench order, batch hash) is derived from it. Adding a stage is one file ending i
 
 from __future__ import annotations
 
-from . import (cleanup, colour_match, decontaminate, delay, despill, key, light_wrap, plate, refine, roi,
+from . import (cleanup, colour_match, decontaminate, delay, despill, key, light_wrap, people, plate, refine,
                steady, still, temporal, touch_up)
 from .base import Opt, Stage, StageContext, StageSpec
 
 STAGES: list[StageSpec] = [
     still.STAGE,          # skip when still: reuse the matte while the edge band did not change
-    roi.STAGE,            # crop to the person; runs the network on the crop (the network runs here)
+    people.STAGE,         # find and follow every person; each segmented in an upright crop (the networks run here)
     cleanup.STAGE,        # stray blobs dropped, holes filled
     temporal.STAGE,       # motion-guided fusion with the past
     delay.STAGE,          # one-frame-delay flicker filter (files)
