@@ -37,6 +37,7 @@ from .chunking import DEFAULT_WARMUP, Chunk, VideoScan, plan_chunks, scan
 from .inputs import discover_inputs, output_kind, output_rel, remove_orphans
 from .jobs import CRASH_ENV, run_chunk, run_stitch, run_whole
 from ..hashing import sha256_file
+from ..io.atomic import make_folder
 from .manifest import WORK_NAME, Manifest, batch_lock
 from .progress import Progress
 from .report import BatchItem, BatchReport
@@ -271,12 +272,7 @@ def run_batch(inputs: str, out_dir: str | Path, *, background: Any = "blur",
     if out.exists() and not out.is_dir():
         raise OutputError(f"output for a batch must be a folder: {out}")
     root, files = discover_inputs(str(inputs), out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {out}: {exc.strerror}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder is not writable: {out}")
+    make_folder(out)
     kind = output_kind(background)  # also refuses a bad --background before anything runs
 
     report = BatchReport(items=_items(root, files, out, kind))
