@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..io.atomic import write_bytes
 from . import TrainError, require_torch
 from .config import TrainConfig, apply_overrides
 from .data import iter_frames
@@ -142,5 +143,5 @@ def adapt(frames: str | Path, out: str | Path, *, checkpoint: str | Path | None 
         from .export import export_checkpoint
 
         result["onnx"] = str(export_checkpoint(out / "final.pt", out / "model.onnx"))
-    (out / "adapt.json").write_text(json.dumps(result, indent=2))
+    write_bytes(out / "adapt.json", json.dumps(result, indent=2))
     return result

@@ -18,6 +18,7 @@ precision (float16 autocast + gradient scaling) there.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.atomic import check_target, make_folder, write_bytes
 from . import TrainError, require_torch
 from .config import TrainConfig
 from .data import load_backgrounds, remove_person
@@ -241,7 +243,7 @@ class Trainer:
         from .predict import save_checkpoint
 
         cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
+        make_folder(self.out, "run folder (run.out)")
         last = self.out / "last.pt"
         if resume:
             if not last.is_file():
@@ -250,43 +252,44 @@ class Trainer:
             log.info("resumed at epoch %d (step %d)", self.epoch, self.step)
         elif last.exists():
             raise TrainError(f"{self.out} already holds a run: use --resume, or another run.out")
-        (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        write_bytes(self.out / "config.json", json.dumps(cfg.to_dict(), indent=2))
         if self.dataset is None:
             self.build_data()
         log_path = self.out / "log.csv"
-        new_log = not log_path.exists() or not resume
         self._t0 = time.monotonic()
         history = []
-        with open(log_path, "w" if new_log else "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            if new_log:
-                writer.writeheader()
-            while self.epoch < cfg.optim.epochs:
-                stats = self.train_epoch()
-                self.recalibrate_bn()
-                val = self.validate()
-                self.epoch += 1
-                row = {"epoch": self.epoch, "step": self.step, "seconds": round(self.elapsed(), 1),
-                       **{k: round(v, 5) for k, v in stats.items()},
-                       "val_iou": round(val["iou"], 4), "val_boundary_f": round(val["boundary_f"], 4)}
-                writer.writerow(row)
-                f.flush()
-                history.append(row)
-                if not self.quiet:
-                    shown = (f"  val IoU {val['iou']:.4f}  boundary F {val['boundary_f']:.4f}"
-                             if val["images"] else "")
-                    print(f"epoch {self.epoch}: loss {stats.get('loss', float('nan')):.4f}{shown}", file=sys.stderr)
-                improved = val["iou"] > self.best or math.isnan(val["iou"])
-                if improved and not math.isnan(val["iou"]):
-                    self.best = val["iou"]
-                save_checkpoint(last, self.state())
-                if improved:
-                    save_checkpoint(self.out / "best.pt", self.state())
-                limit = cfg.run.time_limit_min
-                if limit and self.time_fraction() >= 1.0 and self.epoch < cfg.optim.epochs:
-                    log.warning("time limit of %.1f min reached after epoch %d; resume with --resume",
-                                limit, self.epoch)
-                    break
+        # the log is rewritten whole (atomically) after every epoch: it is small, and an append in
+        # place would write into whatever stands at that name (a pipe, a device)
+        f = io.StringIO(_read_log(log_path) if resume else "")
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        if not f.getvalue():
+            writer.writeheader()
+        while self.epoch < cfg.optim.epochs:
+            stats = self.train_epoch()
+            self.recalibrate_bn()
+            val = self.validate()
+            self.epoch += 1
+            row = {"epoch": self.epoch, "step": self.step, "seconds": round(self.elapsed(), 1),
+                   **{k: round(v, 5) for k, v in stats.items()},
+                   "val_iou": round(val["iou"], 4), "val_boundary_f": round(val["boundary_f"], 4)}
+            writer.writerow(row)
+            write_bytes(log_path, f.getvalue())
+            history.append(row)
+            if not self.quiet:
+                shown = (f"  val IoU {val['iou']:.4f}  boundary F {val['boundary_f']:.4f}"
+                         if val["images"] else "")
+                print(f"epoch {self.epoch}: loss {stats.get('loss', float('nan')):.4f}{shown}", file=sys.stderr)
+            improved = val["iou"] > self.best or math.isnan(val["iou"])
+            if improved and not math.isnan(val["iou"]):
+                self.best = val["iou"]
+            save_checkpoint(last, self.state())
+            if improved:
+                save_checkpoint(self.out / "best.pt", self.state())
+            limit = cfg.run.time_limit_min
+            if limit and self.time_fraction() >= 1.0 and self.epoch < cfg.optim.epochs:
+                log.warning("time limit of %.1f min reached after epoch %d; resume with --resume",
+                            limit, self.epoch)
+                break
         final = self.finalize()
         return {"epochs": self.epoch, "steps": self.step, "best_val_iou": self.best, "history": history,
                 "final_val_iou": final["iou"], "seconds": self.elapsed()}
@@ -307,6 +310,18 @@ class Trainer:
             print(f"final ({self.cfg.optim.bn_final_batches} BatchNorm batches): val IoU {val['iou']:.4f}  "
                   f"boundary F {val['boundary_f']:.4f}", file=sys.stderr)
         return val
+
+
+def _read_log(path: Path) -> str:
+    """The log of the run being resumed (empty when there is none yet)."""
+    if not path.exists():
+        return ""
+    check_target(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrainError(f"cannot read {path} to resume: {exc}") from None
+    return text if text.endswith("\n") or not text else text + "\n"
 
 
 def _progress(total: int, desc: str, disable: bool):

@@ -47,12 +47,20 @@ class TorchSegmenter(Segmenter):
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    """Write atomically (a killed run never leaves a truncated checkpoint behind)."""
+    """Write atomically (a killed run never leaves a truncated checkpoint behind).
+
+    Serialised in memory first (a checkpoint is a few MB): torch's own file writer reports a full
+    disk as a bare ``RuntimeError``, while :func:`~backdrop.io.atomic.write_bytes` gives the
+    one-line error and leaves nothing behind."""
+    import io
+
+    from ..io.atomic import write_bytes
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_bytes(path, buf.getvalue())
 
 
 def read_checkpoint(path: str | Path) -> dict:

@@ -13,6 +13,7 @@ The teacher is any Backdrop model: ``selfie`` (MediaPipe LiteRT) or a ``.onnx``/
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,16 @@ def label_frame(teacher, frame: np.ndarray, *, zoom: float = 0.8, min_agreement:
                         bool(agreement >= min_agreement))
 
 
+def _write_csv(path: Path, names: list[str], rows: list[dict]) -> None:
+    from ..io.atomic import write_bytes
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=names)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes(path, buf.getvalue())
+
+
 def label_frames(teacher, frames: Iterable[tuple[str, np.ndarray]], out_dir: str | Path, *,
                  min_agreement: float = 0.9, min_person: float = 0.0, quiet: bool = True) -> dict:
     """Label frames into ``out_dir`` as a pairs folder (``images/``, ``masks/``, ``index.csv``)
@@ -79,9 +90,11 @@ def label_frames(teacher, frames: Iterable[tuple[str, np.ndarray]], out_dir: str
     """
     from ..io.image import write_image
 
+    from ..io.atomic import make_folder
+
     out = Path(out_dir)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
+    for sub in (out, out / "images", out / "masks"):
+        make_folder(sub, "label output folder")
     rows, dropped = [], []
     for name, frame in frames:
         lab = label_frame(teacher, frame, min_agreement=min_agreement)
@@ -95,14 +108,8 @@ def label_frames(teacher, frames: Iterable[tuple[str, np.ndarray]], out_dir: str
                      "agreement": round(lab.agreement, 4), "person": round(person, 4)})
         if not quiet:
             print(f"labelled {name}: agreement {lab.agreement:.3f}", flush=True)
-    with open(out / "index.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["name", "image", "mask", "agreement", "person"])
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(out / "dropped.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["name", "agreement", "person"])
-        writer.writeheader()
-        writer.writerows(dropped)
+    _write_csv(out / "index.csv", ["name", "image", "mask", "agreement", "person"], rows)
+    _write_csv(out / "dropped.csv", ["name", "agreement", "person"], dropped)
     if not rows and not dropped:
         raise TrainError("no frames to label")
     return {"kept": len(rows), "dropped": len(dropped), "out": str(out),
