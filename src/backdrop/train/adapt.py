@@ -91,9 +91,13 @@ def adapt(frames: str | Path, out: str | Path, *, checkpoint: str | Path | None 
     # the config: adaptation defaults, then the base checkpoint's model, then the user's
     d = json.loads(json.dumps(ADAPT_DEFAULTS))
     if checkpoint:
-        base_model = read_checkpoint(checkpoint)["config"]["model"]
+        base_model = read_checkpoint(checkpoint)["config"].get("model")
+        if not isinstance(base_model, dict):
+            raise TrainError(f"{Path(checkpoint).name} is not a backdrop training checkpoint (no model config)")
         d["model"].update(base_model)
     for section, values in (config or {}).items():
+        if not isinstance(values, dict):
+            raise TrainError(f"config section {section} must be a table")
         d.setdefault(section, {}).update(values)
     d.setdefault("run", {})["out"] = str(out)
     cfg = TrainConfig.from_dict(apply_overrides(d, overrides or []))

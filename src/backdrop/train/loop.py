@@ -63,10 +63,10 @@ class Trainer:
         mc = cfg.model
         self.model = build_model(mc.width, parsing_head=mc.parsing_head).to(self.device)
         if init_from:
-            from .predict import read_checkpoint
+            from .predict import load_weights, read_checkpoint
 
             state = read_checkpoint(init_from)
-            missing = self.model.load_state_dict(state["model"], strict=False)
+            missing = load_weights(self.model, state["model"], Path(init_from).name, strict=False)
             if missing.unexpected_keys or [k for k in missing.missing_keys if not k.startswith("parsing")]:
                 raise TrainError(f"{Path(init_from).name} does not match model.width={mc.width}")
         self.spec = spec_for(mc.name, mc.input_height, mc.input_width, model_width=mc.width)
@@ -88,6 +88,9 @@ class Trainer:
                 raise TrainError("config data.train lists no folders of labelled images")
             train = load_split(d.train, d.train_split, cfg, max_side=d.max_side, limit=d.limit)
             self._people = [(t.image, t.alpha) for t in train]
+            if not self._people:
+                raise TrainError(f"no training images: the {d.train_split!r} split of {', '.join(d.train)} is "
+                                 "empty (more pairs, or lower data.eval_fraction / data.val_fraction)")
         if self._backgrounds is None:
             if d.backgrounds:
                 self._backgrounds = load_backgrounds(d.backgrounds, max_side=d.max_side)
@@ -131,17 +134,24 @@ class Trainer:
 
     def resume(self, path: str | Path) -> None:
         torch = require_torch()
-        from .predict import read_checkpoint
+        from .predict import load_weights, read_checkpoint
 
         state = read_checkpoint(path)
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        if "scaler" in state:
-            self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.step, self.best = int(state["epoch"]), int(state["step"]), float(state["best"])
-        self.elapsed_before = float(state.get("elapsed", 0.0))
-        if "torch_rng" in state:
-            torch.set_rng_state(state["torch_rng"])
+        name = Path(path).name
+        load_weights(self.model, state["model"], name)
+        try:
+            self.opt.load_state_dict(state["optimizer"])
+            if "scaler" in state:
+                self.scaler.load_state_dict(state["scaler"])
+            self.epoch, self.step, self.best = int(state["epoch"]), int(state["step"]), float(state["best"])
+            self.elapsed_before = float(state.get("elapsed", 0.0))
+            if "torch_rng" in state:
+                torch.set_rng_state(state["torch_rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise TrainError(f"cannot resume from {name}: its training state is incomplete or damaged "
+                             f"({type(exc).__name__}: {str(exc)[:120]})") from None
+        if not 0 <= self.epoch <= 10 ** 6 or self.step < 0:
+            raise TrainError(f"cannot resume from {name}: epoch {self.epoch}, step {self.step}")
 
     # -- one epoch ------------------------------------------------------------------------------
     def train_epoch(self) -> dict:

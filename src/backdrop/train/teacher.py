@@ -62,6 +62,10 @@ def label_frame(teacher, frame: np.ndarray, *, zoom: float = 0.8, min_agreement:
     if hasattr(teacher, "reset"):
         teacher.reset()
     zoomed = teacher(np.ascontiguousarray(frame[y0:y0 + ch, x0:x0 + cw]))
+    if not all(np.isfinite(m).all() for m in (base, flip, zoomed)):
+        # NaN > 0.5 is False everywhere: three all-NaN runs "agreed" perfectly (IoU 1.0) and became
+        # empty masks; a teacher that gives NaN is broken, not sure
+        raise TrainError("the teacher gave NaN or infinite values: it is not a usable teacher")
     agreement = min(_binary_iou(base, flip), _binary_iou(base[y0:y0 + ch, x0:x0 + cw], zoomed))
     matte = (base + flip) / 2.0
     inner = matte[y0:y0 + ch, x0:x0 + cw]
