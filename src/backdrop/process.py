@@ -111,6 +111,8 @@ def _damage(reader: VideoReader) -> str:
         of = f" of {reader.declared_frames} declared"
     elif reader.expected_frames:
         of = f" of about {reader.expected_frames} expected from the duration"
+        if reader.last_time is not None:
+            of += f" (the last at {reader.last_time:.2f} s of {reader.declared_end:.2f} s)"
     else:
         of = ""
     return f"{reader.frames_decoded} frames decoded{of}, {reader.bad_packets} undecodable packets"
