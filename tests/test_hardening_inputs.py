@@ -143,3 +143,86 @@ def test_camera_recording_with_a_bad_suffix_names_the_users_file(tmp_path):
                           "rec.xyz")
     assert ".part" not in line and ".rec." not in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4"]
+
+
+# -- PDF slides -----------------------------------------------------------------------------------
+
+def minimal_pdf(media_box: str) -> bytes:
+    """A hand-written one-page PDF (catalog, page tree, page) with the given MediaBox."""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [%s] >>" % media_box.encode()]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, obj in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return bytes(out)
+
+
+def pdf_pages(path: Path, sizes: list[tuple[float, float]]) -> Path:
+    pdfium = pytest.importorskip("pypdfium2")
+    doc = pdfium.PdfDocument.new()
+    for w, h in sizes:
+        doc.new_page(w, h)
+    doc.save(str(path))
+    return path
+
+
+def run_bounded(*args, limit_mb: int = 3000) -> tuple[subprocess.CompletedProcess, int]:
+    """Run the CLI under an address-space limit (a bomb fails fast instead of swapping the
+    machine); returns the process and its peak resident memory in MB."""
+    code = ("import resource, subprocess, sys\n"
+            f"lim = {limit_mb} * 2**20\n"
+            "p = subprocess.run(sys.argv[1:], capture_output=True, text=True,\n"
+            "                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (lim, lim)))\n"
+            "sys.stdout.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024))\n"
+            "sys.stderr.write(p.stderr)\nsys.exit(p.returncode)\n")
+    proc = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "backdrop", *map(str, args)],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    return proc, int(proc.stdout or 0)
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory) -> Path:
+    return make_clip(shared_path("clips", "talking-indoor-512.mp4"), tmp_path_factory.mktemp("pc") / "c.mp4", 6,
+                     (160, 120))
+
+
+def test_hostile_pdfs_are_one_line(short_clip, tmp_path):
+    zero = pdf_pages(tmp_path / "zero.pdf", [])
+    line = one_error_line(run_cli("video", short_clip, tmp_path / "o.mp4", "-b", zero, "--presenter", "corner", "-q"),
+                          "zero.pdf have no pages")
+    assert "PDFium: Success" not in line
+    huge = tmp_path / "huge.pdf"
+    huge.write_bytes(minimal_pdf("0 0 99999999 99999999"))
+    one_error_line(run_cli("video", short_clip, tmp_path / "o.mp4", "-b", huge, "--presenter", "corner", "-q"),
+                   "page 1 of huge.pdf", "points")
+    thin = pdf_pages(tmp_path / "thin.pdf", [(14400, 10)])
+    one_error_line(run_cli("image", sorted(shared_path("portraits-soft", "images").iterdir())[0], tmp_path / "o.png",
+                           "-b", thin, "--presenter", "corner", "-q"), "thin.pdf", "10:1")
+    many = pdf_pages(tmp_path / "many.pdf", [(612, 792)] * 5000)
+    proc, _ = run_bounded("video", short_clip, tmp_path / "o.mp4", "-b", many, "--presenter", "corner", "-q")
+    one_error_line(proc, "many.pdf have 5000 pages")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.pdf", "many.pdf", "thin.pdf", "zero.pdf"]
+
+
+def test_big_pages_and_long_decks_render_lazily_at_the_output_size(short_clip, tmp_path):
+    """A 553-byte PDF with one 14400-point page reached 4.8 GB; 1500 letter pages were all
+    rendered up front at 110 dpi (5 GB). Now only the shown pages are rendered, at output size."""
+    big = pdf_pages(tmp_path / "big.pdf", [(14400, 14400)])
+    assert big.stat().st_size < 1000
+    proc, peak = run_bounded("video", short_clip, tmp_path / "big.mp4", "-b", big, "--presenter", "corner", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert peak < 600, peak
+    from backdrop.io.video import VideoReader
+
+    frame = next(iter(VideoReader(tmp_path / "big.mp4"))).image
+    assert frame.shape[:2] == (120, 120)  # the square page's aspect at the clip's height
+    assert frame[:20, :20].min() > 230  # the blank (white) page, not a letterbox bar
+    deck = pdf_pages(tmp_path / "deck.pdf", [(612, 792)] * 1500)
+    proc, peak = run_bounded("video", short_clip, tmp_path / "deck.mp4", "-b", deck, "--presenter", "corner", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert peak < 600, peak
