@@ -23,23 +23,9 @@ import pytest
 
 from conftest import shared_path
 from media import make_clip
+from test_hardening_files import one_error_line, run_cli
 
 TIMEOUT = 120
-
-
-def run_cli(*args: str, timeout: float = TIMEOUT, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backdrop", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, **kw)
-
-
-def one_error_line(proc: subprocess.CompletedProcess, *fragments: str) -> str:
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("backdrop: error:"), proc.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
