@@ -226,7 +226,7 @@ def test_chunked_input_shorter_than_its_header_is_truncated(tmp_path, monkeypatc
     out.mkdir()
     run = BatchRun(out, Manifest(out), "s", Progress(1, quiet=True), BatchOptions(chunk_seconds=0.5, quiet=True))
     for declared, cut in ((60, False), (61, False), (100, True)):
-        monkeypatch.setattr(driver, "_header_info", lambda path, d=declared: (d, d / 30, d))
+        monkeypatch.setattr(driver, "_header_info", lambda path, d=declared: (d, d / 30, d, 0.0))
         item = BatchItem(src=tmp_path / "v.mp4", rel="v.mp4", dst=out / "v.mp4", media="video")
         chunks, _ = run._plan(item)
         assert len(chunks) == 3 and item.truncated is cut, declared

@@ -12,20 +12,31 @@ import difflib
 import importlib
 import logging
 import os
+import re
 import signal
 import sys
 
 from . import __version__
-from .errors import BackdropError, OptionError, Terminated, defer_stop, escape_controls, note_stop
+from .errors import (STOP_SIGNALS, BackdropError, OptionError, Terminated, defer_stop, escape_controls,
+                     note_stop)
+from .stdio import guarded_streams
 
 COMMANDS = ["video", "image", "models", "sample", "eval", "bench", "camera", "serve", "train", "batch"]
 
 
 class Parser(argparse.ArgumentParser):
     """argparse with the house error: one ``backdrop: error:`` line, exit 2, and for a mistyped
-    flag the nearest real one (``--backgrund`` -> did you mean --background?)."""
+    flag the nearest real one (``--backgrund`` -> did you mean --background?).
+
+    A value that starts with a minus and a digit (``--presenter -1,-1,0``, ``--slide-times
+    -1,2``) is a value: argparse takes only plain negative numbers so, and said "expected one
+    argument" for a list. No flag of ours is a dash and a digit."""
 
     argv: list[str] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
 
     def parse_args(self, args=None, namespace=None):
         self.argv = list(sys.argv[1:] if args is None else args)
@@ -60,15 +71,16 @@ class Parser(argparse.ArgumentParser):
 
 
 _stopping: list[int] = []
+STOP_CODES = tuple(128 + int(s) for s in STOP_SIGNALS)
 
 
 def _on_stop(signum, frame):  # pragma: no cover - exercised in subprocess tests
-    """First SIGTERM/SIGHUP/SIGINT: stop (cleanup runs). Any later one while cleaning up is
-    ignored, so a second signal cannot cut the cleanup short and leave a partial output."""
+    """First SIGTERM/SIGHUP/SIGINT/SIGQUIT: stop (cleanup runs). Any later one while cleaning up
+    is ignored, so a second signal cannot cut the cleanup short and leave a partial output."""
     if _stopping:
         return
     _stopping.append(signum)
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         # ignored by the kernel from now on (a pending repeat is discarded too): a handler that
         # merely returns is not enough, Python resets it to the default when it exits
         try:
@@ -84,12 +96,12 @@ def _on_stop(signum, frame):  # pragma: no cover - exercised in subprocess tests
 
 def _install_handlers() -> dict:
     old = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         current = signal.getsignal(sig)
         if sig == signal.SIGINT and current is not signal.default_int_handler:
             continue  # inherited as ignored (background job): leave it so
-        if sig == signal.SIGHUP and current == signal.SIG_IGN:
-            continue  # nohup
+        if sig in (signal.SIGHUP, signal.SIGQUIT) and current == signal.SIG_IGN:
+            continue  # nohup, or a shell that ignores it for background jobs
         old[sig] = signal.signal(sig, _on_stop)
     return old
 
@@ -143,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     old = _install_handlers()  # before the (slow) imports of the commands: a stop then is clean too
     try:
         try:
-            return _main(argv)
+            with guarded_streams():
+                return _main(argv)
         except Exception:
             _raise_stop()  # an error made of the stop (an ImportError of an interrupted native import)
             raise
@@ -171,7 +184,9 @@ def _main(argv: list[str] | None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a result still buffered for a full device: the error below, not exit 120
+        return code
     except OptionError as exc:  # the library names its argument; the user typed a flag
         from .commands.common import flag_of
 
@@ -193,7 +208,7 @@ def entry() -> int:
     under them crashed with SIGSEGV in about 1 of 100 stops in the first second. ``os._exit``
     after flushing the streams ends the process with the stop's status instead."""
     code = main()
-    if code in (129, 130, 143):
+    if code in STOP_CODES:
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

@@ -5,6 +5,8 @@ output is a :class:`BackdropError` subclass carrying a one-line message. The CLI
 and exits with status 2; anything else is a bug and may show a traceback.
 """
 
+import signal
+
 
 def install_hint(extra: str) -> str:
     """How to install an optional extra, in the README's words (one wording everywhere)."""
@@ -51,8 +53,14 @@ class OptionError(BackdropError):
         return self.template.replace("{option}", flag) if self.option else str(self)
 
 
+#: the signals that stop a job cleanly (outputs removed, exit 128 + signal): kill, a closed terminal,
+#: Ctrl-C and Ctrl-\ (SIGQUIT), whose default core dump left the ``.part`` file for the next
+#: run's one-hour sweep
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
+
+
 class Terminated(BaseException):
-    """Raised from the SIGTERM (and SIGHUP) handler so cleanup (temp outputs) runs as for Ctrl-C.
+    """Raised from the SIGTERM (and SIGHUP, SIGQUIT) handler so cleanup (temp outputs) runs as for Ctrl-C.
 
     A ``BaseException`` like ``KeyboardInterrupt``, so no ``except Exception`` swallows a stop.
     ``signum`` is the signal; the CLI exits with 128 + signum.

@@ -16,9 +16,10 @@ from typing import Any
 from tqdm import tqdm
 
 from .errors import InputError, OutputError
-from .io.atomic import check_output_path, is_temp_name
+from .io.atomic import check_output_path, make_folder
 from .io.formats import check_video_output_suffix
 from .io.image import IMAGE_SUFFIXES, read_image, write_image
+from .io.paths import is_hidden, missing_input
 from .io.transcode import EncodeSettings, queue_depth, transcode
 from .io.video import VideoReader, validate_encoder_options
 from .engine import Pipeline
@@ -54,7 +55,7 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
     src, dst = Path(src), Path(dst)
     validate_encoder_options(crf, preset)
     if not src.exists():
-        raise InputError(f"input not found: {src}")
+        raise missing_input(src)
     dst = check_output_path(dst, src)
     check_video_output_suffix(dst.suffix, dst.name)
     reader = VideoReader(src)
@@ -110,6 +111,8 @@ def _damage(reader: VideoReader) -> str:
         of = f" of {reader.declared_frames} declared"
     elif reader.expected_frames:
         of = f" of about {reader.expected_frames} expected from the duration"
+        if reader.last_time is not None:
+            of += f" (the last at {reader.last_time:.2f} s of {reader.declared_end:.2f} s)"
     else:
         of = ""
     return f"{reader.frames_decoded} frames decoded{of}, {reader.bad_packets} undecodable packets"
@@ -154,7 +157,7 @@ def process_image(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
     """
     src, dst = Path(src), Path(dst)
     if not src.exists():
-        raise InputError(f"input not found: {src}")
+        raise missing_input(src)
     files = _folder_inputs(src, dst) if src.is_dir() else None  # refused before a model loads
     pipe = pipeline or Pipeline(background=background, quiet=quiet, **options)
     t0 = time.perf_counter()
@@ -162,10 +165,7 @@ def process_image(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
     written: list[Path] = []
     try:
         if files is not None:
-            try:
-                dst.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise OutputError(f"cannot create output folder {dst}: {exc.strerror}") from None
+            make_folder(dst)
             with _progress(len(files), src.name, quiet) as bar:
                 for f, out in zip(files, plan_outputs(files, dst, pipe.pixel_format)):
                     try:
@@ -197,8 +197,8 @@ def _folder_inputs(src: Path, dst: Path) -> list[Path]:
     was forgotten); creating a folder of that name would hide it, so it is refused unless a
     folder of that name already exists.
     """
-    files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-                   and not is_temp_name(p.name) and p.is_file())
+    files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p.name)
+                   and p.is_file())
     if not files:
         raise InputError(f"no images (.jpg/.png/.webp...) in folder {src}")
     if dst.exists() and not dst.is_dir():

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..io.atomic import write_bytes
 from .machine import describe_machine
 
 # -- text output ------------------------------------------------------------------------------
@@ -65,6 +66,4 @@ def update_markdown_section(path: Path, name: str, body: str, *, title: str = "#
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_bytes(path, text)

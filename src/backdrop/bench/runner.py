@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, OptionError
+from ..io.paths import missing_input
 from ..io.video import VideoReader
 from ..engine import Pipeline, PipelineOptions
 from .clips import DEFAULT_FRAMES, DEFAULT_SIZES, default_source, make_clip, parse_size
@@ -58,7 +59,7 @@ class BenchConfig:
         if self.clip is not None:
             clip = Path(self.clip)
             if not clip.exists():
-                raise InputError(f"input not found: {clip}")
+                raise missing_input(clip)
             if clip.is_dir():
                 raise InputError(f"input is a folder, not a video: {clip}")
         return self

@@ -76,6 +76,14 @@ class VideoScan:
     def frames(self) -> int:
         return len(self.pts)
 
+    def last_frame(self) -> dict:
+        """``last_time`` and ``last_step`` (seconds) of the last frame, for :func:`cut_short`."""
+        if not self.pts:
+            return {"last_time": None, "last_step": 0.0}
+        step = self.pts[-1] - self.pts[-2] if len(self.pts) > 1 else 0
+        return {"last_time": float(self.pts[-1] * self.time_base),
+                "last_step": float(step * self.time_base) or 1 / float(self.rate)}
+
     @property
     def duration(self) -> float:
         if len(self.pts) < 2:

@@ -37,6 +37,8 @@ from .chunking import DEFAULT_WARMUP, Chunk, VideoScan, plan_chunks, scan
 from .inputs import discover_inputs, output_pixel_format, output_rel, remove_orphans
 from .jobs import CRASH_ENV, run_chunk, run_stitch, run_whole
 from ..hashing import sha256_file
+from ..io.atomic import make_folder
+from ..io.video_read import cut_short
 from .manifest import WORK_NAME, Manifest, batch_lock
 from .progress import Progress
 from .report import BatchItem, BatchReport
@@ -161,7 +163,7 @@ class BatchRun:
         if item.media == "image":
             item.est_frames = 1
             return [], None
-        item.est_frames, seconds, declared = _header_info(item.src)
+        item.est_frames, seconds, declared, end = _header_info(item.src)
         every = self.opts.chunk_seconds
         # the packet scan reads the whole file: only for videos long enough to split
         if every > 0 and (seconds is None or seconds >= 1.5 * every):
@@ -169,9 +171,10 @@ class BatchRun:
                 sc = scan(item.src)
                 item.est_frames = sc.frames
                 if sc.duration >= 1.5 * every:
-                    # chunks make exactly the frames the scan found; fewer than the header
-                    # declares means the file was cut short (the rule of VideoReader.truncated)
-                    item.truncated = declared - sc.frames > max(2, declared // 50) if declared > 0 else False
+                    # chunks make exactly the frames the scan found: judged by the reader's rule
+                    # (a count for MP4, the last timestamp against the duration for MKV/WebM)
+                    item.truncated = cut_short(declared_frames=declared, frames=sc.frames, declared_end=end,
+                                               **sc.last_frame())
                     return plan_chunks(sc, every), sc
             except BackdropError:
                 pass  # the whole-file task reports the error in full
@@ -271,12 +274,7 @@ def run_batch(inputs: str, out_dir: str | Path, *, background: Any = "blur",
     if out.exists() and not out.is_dir():
         raise OutputError(f"output for a batch must be a folder: {out}")
     root, files = discover_inputs(str(inputs), out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {out}: {exc.strerror}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder is not writable: {out}")
+    make_folder(out)
     pixel_format = output_pixel_format(background)  # also refuses a bad --background before anything runs
 
     report = BatchReport(items=_items(root, files, out, pixel_format))
@@ -338,21 +336,22 @@ def _pending(items: list[BatchItem], manifest: Manifest, shash: str) -> list[Bat
     return pending
 
 
-def _header_info(path: Path) -> tuple[int, float | None, int]:
-    """(frame count, duration in seconds or None, frames the header declares or 0), for planning."""
+def _header_info(path: Path) -> tuple[int, float | None, int, float]:
+    """(frame count, duration in seconds or None, frames the header declares or 0, where the
+    header says the video ends in seconds or 0), for planning."""
     from ..io.video import VideoReader
 
     try:
         r = VideoReader(path)
     except BackdropError:
-        return 0, 0.0, 0  # unreadable: the task reports why
+        return 0, 0.0, 0, 0.0  # unreadable: the task reports why
     try:
         seconds = None
         if r.stream.duration:
             seconds = float(r.stream.duration * r.time_base)
         elif r.container.duration:
             seconds = r.container.duration / 1_000_000
-        # the count the reader's own truncation rule uses (a duration estimate when none is declared)
-        return r.frame_count, seconds, int(r.declared_frames or getattr(r, "expected_frames", 0) or 0)
+        # what the reader's own truncation rule uses
+        return r.frame_count, seconds, int(r.declared_frames or 0), r.declared_end
     finally:
         r.close()

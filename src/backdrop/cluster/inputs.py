@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, OutputError
-from ..io.atomic import is_temp_name
+from ..io.paths import is_hidden, missing_input
 from ..io.image import IMAGE_SUFFIXES
 from ..io.video import VIDEO_SUFFIXES
 from .chunking import remove_tree
@@ -49,13 +49,13 @@ def discover_inputs(spec: str, out_dir: Path) -> tuple[Path, list[Path]]:
         files = [Path(x) for x in glob.glob(os.path.expanduser(spec), recursive=True)]
         files = [f for f in files if f.is_file()]
     else:
-        raise InputError(f"input not found: {spec}")
+        raise missing_input(p if p.is_symlink() else spec)
     out_res = Path(out_dir).resolve()
     if root.resolve() == out_res:
         raise OutputError("the output folder is the input folder; choose another one")
     chosen = []
     for f in files:
-        if f.suffix.lower() not in MEDIA_SUFFIXES or is_temp_name(f.name) or f.name == MANIFEST_NAME:
+        if f.suffix.lower() not in MEDIA_SUFFIXES or is_hidden(f.name) or f.name == MANIFEST_NAME:
             continue
         try:
             fr = f.resolve()

@@ -31,6 +31,7 @@ from typing import Any
 
 from ..errors import OutputError
 from ..hashing import sha256_file
+from ..io.atomic import check_target
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Manifest:
 
     def load(self) -> None:
         self.last = {}
+        check_target(self.path)  # a pipe or device of that name: refused, never read or appended to
         try:
             with open(self.path, "rb") as f:  # bytes: a damaged line must not stop the decoder
                 data = f.read()
@@ -134,6 +136,7 @@ def _ends_torn(fd: int) -> bool:
 def batch_lock(out_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``out_dir`` for one batch; refuse if another batch holds it."""
     path = Path(out_dir) / LOCK_NAME
+    check_target(path)
     try:
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
     except OSError as exc:

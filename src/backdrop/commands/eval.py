@@ -56,7 +56,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..errors import OptionError, OutputError
     from ..evaluate import evaluate, format_report
-    from ..io.atomic import atomic_output
+    from ..io.atomic import make_folder, write_bytes
 
     if args.worst < 0:
         raise OptionError(f"--worst must be 0 or more, got {args.worst}")
@@ -87,12 +87,8 @@ def run(args) -> int:
         render = format_report
     data = report.to_dict()
     if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
-        with atomic_output(out_dir / "report.json") as tmp:
-            tmp.write_text(json.dumps(data, indent=1, allow_nan=False))
+        make_folder(out_dir)
+        write_bytes(out_dir / "report.json", json.dumps(data, indent=1, allow_nan=False))
     if args.json:
         json.dump(data, sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")

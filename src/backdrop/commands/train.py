@@ -136,6 +136,7 @@ def run_adapt(args) -> int:
     from ..train.adapt import adapt
     from ..train.config import read_config_dict
 
+    _check_frame_options(args)
     cfg = read_config_dict(args.config) if args.config else None
     result = adapt(args.frames, args.out, checkpoint=args.checkpoint, teacher=args.teacher, every=args.every,
                    max_frames=args.max_frames, holdout=args.holdout, min_agreement=args.min_agreement,
@@ -144,10 +145,30 @@ def run_adapt(args) -> int:
     return 0
 
 
+def _check_frame_options(args) -> None:
+    """The label/adapt flags, checked as every other command checks its flags: one line, exit 2,
+    before a teacher loads (``--every 0`` and a NaN ``--min-agreement`` were accepted)."""
+    import math
+
+    from ..errors import OptionError
+    from ..train.checks import check_teacher
+
+    if args.every < 1:
+        raise OptionError(f"--every must be 1 or more, got {args.every}")
+    if args.max_frames < 0:
+        raise OptionError(f"--max-frames must be 0 or more, got {args.max_frames}")
+    for flag in ("min_agreement", "min_person", "holdout"):
+        value = getattr(args, flag, None)
+        if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise OptionError(f"--{flag.replace('_', '-')} must be between 0 and 1, got {value}")
+    check_teacher(args.teacher, "--teacher")
+
+
 def run_label(args) -> int:
     from ..train.data import iter_frames
     from ..train.teacher import label_frames, load_teacher
 
+    _check_frame_options(args)
     teacher = load_teacher(args.teacher)
     r = label_frames(teacher, iter_frames(args.frames, every=args.every, limit=args.max_frames or None),
                      args.out, min_agreement=args.min_agreement, min_person=args.min_person, quiet=args.quiet)

@@ -35,6 +35,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..io.image import IMAGE_SUFFIXES
+from ..io.paths import missing_input
 from .files import is_video, list_images, looks_like_frames, match_pairs, natural_key
 from .composite import (COMPOSITE_METRICS, NEW_BACKGROUNDS, CompositeCase, composite_cases, evaluate_composite,
                         evaluate_composite_cases, format_composite_report, make_case, score_case)
@@ -68,9 +69,9 @@ def evaluate(source: str | Path, truth: str | Path | None = None, *, mode: str =
     """
     source = Path(source)
     if not source.exists():
-        raise InputError(f"input not found: {source}")
+        raise missing_input(source)
     if truth is not None and not Path(truth).exists():
-        raise InputError(f"ground truth not found: {truth}")
+        raise missing_input(truth, "ground truth")
     if mode not in ("auto", "images", "sequence"):
         raise ValueError(f"unknown mode {mode!r}")
     if mode == "auto":

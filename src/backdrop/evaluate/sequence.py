@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..io.paths import missing_input
 from ..io.image import read_image
 from ..io.video import VideoReader
 from ..metrics import DtSSDAccumulator, FlickerAccumulator, IoUAccumulator
@@ -45,7 +46,7 @@ def _frame_source(source: Path, limit: int | None) -> tuple[FrameLoaders, list[s
         files = files[:limit] if limit else files
         return ((s, (lambda p=p: read_image(p))) for s, p in files), [s for s, _ in files]
     if not source.exists():
-        raise InputError(f"input not found: {source}")
+        raise missing_input(source)
     reader = VideoReader(source)
 
     def gen():

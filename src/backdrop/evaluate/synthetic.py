@@ -32,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..io.atomic import write_bytes
 from ..io.image import write_image
 from ..metrics import true_composite
 from .composite import CompositeCase
@@ -139,8 +140,8 @@ def write_sliding_clip(clip: SlidingClip, folder: str | Path) -> dict[str, Path]
         write_image(paths["frames"] / f"{i:05d}.png", frame)
         write_image(paths["masks"] / f"{i:05d}.png", _alpha8(a))
     write_image(paths["plate"], clip.plate)
-    paths["truth"].write_text(json.dumps({"person": clip.person, "background": clip.background,
-                                          "seed": clip.seed, "offsets": clip.offsets}, indent=1))
+    write_bytes(paths["truth"], json.dumps({"person": clip.person, "background": clip.background,
+                                            "seed": clip.seed, "offsets": clip.offsets}, indent=1))
     return paths
 
 

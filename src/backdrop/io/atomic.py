@@ -3,6 +3,10 @@
 Writers write to a temporary file in the destination folder (same suffix, so format guessing
 works) and rename it over the destination only when everything was written. On any error,
 including Ctrl-C and SIGTERM, the temporary file is removed. Inputs are never opened for writing.
+
+Outputs go only to a new name or over a regular file (:func:`check_target`, checked before the
+work and again at the rename): renaming over a device node, a named pipe or a socket destroyed
+it (as root, ``/dev/full`` itself), and a pipe's reader never gets the data anyway.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import errno
 import fcntl
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +24,39 @@ from pathlib import Path
 from ..errors import OutputError
 
 
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def check_target(dst: Path) -> None:
+    """Refuse an output name that exists and is not a regular file: one line, nothing replaced.
+
+    A device (``/dev/full``, a node with a video suffix), a named pipe or a socket would be
+    replaced by the rename, so it is refused; a link is judged by what it points to. ``-`` is
+    refused too: an output is complete or absent, which a pipe cannot be (a reader would get
+    half a file from a failed job, and MP4 must seek back to finish).
+    """
+    if str(dst) == "-":
+        raise OutputError("output '-' (standard output) is not supported: give a file name")
+    try:
+        mode = os.stat(dst).st_mode
+    except OSError:
+        return  # a new name (or a dangling link, replaced by the rename as a new file)
+    if not stat.S_ISREG(mode):
+        raise OutputError(f"output {dst} is {_kind(mode)}: outputs go only to a regular file or a new name")
+
+
 def check_output_path(dst: Path, *inputs: Path) -> Path:
-    """Refuse an output equal to an input, a missing or unwritable output folder, or a folder."""
+    """Refuse an output equal to an input, a missing or unwritable output folder, a folder, or
+    anything else that is not a regular file (:func:`check_target`)."""
     dst = Path(dst).expanduser()
     for src in inputs:
         src = Path(src).expanduser()
@@ -34,6 +70,7 @@ def check_output_path(dst: Path, *inputs: Path) -> Path:
     parent = dst.parent if str(dst.parent) else Path(".")
     if dst.is_dir():
         raise OutputError(f"output {dst} is a folder; give a file name")
+    check_target(dst)
     if not parent.is_dir():
         raise OutputError(f"output folder does not exist: {parent}")
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -126,6 +163,7 @@ def open_temp(dst: Path) -> tuple[Path, int]:
     Failures are one-line output errors.
     """
     dst = Path(dst)
+    check_target(dst)
     parent = dst.parent if str(dst.parent) else Path(".")
     remove_stale_temps(parent)
     tmp_path: Path | None = None
@@ -212,7 +250,11 @@ def commit_temp(tmp_path: Path, dst: Path) -> None:
     try:
         if not parent.is_dir() or not tmp_path.exists():
             raise _removed(tmp_path, dst)
+        check_target(dst)  # made a pipe or a device node while we worked: still never replaced
         os.replace(tmp_path, dst)
+    except OutputError:
+        tmp_path.unlink(missing_ok=True)
+        raise
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
         raise output_error(exc, dst) from None
@@ -252,3 +294,37 @@ def atomic_output(dst: Path) -> Iterator[Path]:
         raise
     finally:
         close_temp(tmp_path, fd)
+
+
+def make_folder(path: Path, what: str = "output folder") -> Path:
+    """Create an output folder (and its parents), or say in one line why it cannot be one: a
+    file, device or pipe of that name, a read-only parent, a full disk."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        try:
+            kind = _kind(os.stat(path).st_mode)
+        except OSError:
+            kind = "not a folder"
+        raise OutputError(f"{what} {path} is {kind}, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {what} {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {path} is not writable")
+    return path
+
+
+def write_bytes(dst: Path, data: bytes | str) -> Path:
+    """Write a small file (a report, a CSV, a checkpoint's bytes) through :func:`atomic_output`.
+
+    The one way a writer without its own encoder puts a file down: the same target rule, the
+    same temp file, the same one-line errors (a full disk included) and nothing left behind.
+    """
+    dst = Path(dst)
+    with atomic_output(dst) as tmp:
+        if isinstance(data, str):
+            tmp.write_text(data)
+        else:
+            tmp.write_bytes(data)
+    return dst

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError, OptionError, OutputError
+from .paths import missing_input, why_missing
 from .atomic import atomic_output
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,11 @@ def check_regular_file(path: Path, what: str) -> None:
     socket) with one line, before anything opens it: reading those blocks or never ends."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        raise InputError(f"input not found: {path}") from None
     except OSError as exc:
-        raise InputError(f"cannot read input {path}: {exc.strerror}") from None
+        reason = why_missing(path)
+        if reason == "exists":
+            raise InputError(f"cannot read input {path}: {exc.strerror}") from None
+        raise missing_input(path) from None
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"input is a folder, not {what}: {path}")
     if not stat.S_ISREG(st.st_mode):

@@ -54,8 +54,11 @@ class FileSink:
 
     def __init__(self, path: str | Path, fps: float = 30.0, *, crf: int = 20):
         from .atomic import check_output_path
+        from .formats import check_video_output_suffix
 
         self.path = check_output_path(Path(path))
+        # here, naming the user's file: left to the writer, the error named the hidden temp file
+        check_video_output_suffix(self.path.suffix, self.path.name)
         self.fps = fps
         self.crf = crf
         self.writer = None

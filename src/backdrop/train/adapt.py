@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..io.atomic import write_bytes
 from . import TrainError, require_torch
 from .config import TrainConfig, apply_overrides
 from .data import iter_frames
@@ -90,9 +91,13 @@ def adapt(frames: str | Path, out: str | Path, *, checkpoint: str | Path | None 
     # the config: adaptation defaults, then the base checkpoint's model, then the user's
     d = json.loads(json.dumps(ADAPT_DEFAULTS))
     if checkpoint:
-        base_model = read_checkpoint(checkpoint)["config"]["model"]
+        base_model = read_checkpoint(checkpoint)["config"].get("model")
+        if not isinstance(base_model, dict):
+            raise TrainError(f"{Path(checkpoint).name} is not a backdrop training checkpoint (no model config)")
         d["model"].update(base_model)
     for section, values in (config or {}).items():
+        if not isinstance(values, dict):
+            raise TrainError(f"config section {section} must be a table")
         d.setdefault(section, {}).update(values)
     d.setdefault("run", {})["out"] = str(out)
     cfg = TrainConfig.from_dict(apply_overrides(d, overrides or []))
@@ -142,5 +147,5 @@ def adapt(frames: str | Path, out: str | Path, *, checkpoint: str | Path | None 
         from .export import export_checkpoint
 
         result["onnx"] = str(export_checkpoint(out / "final.pt", out / "model.onnx"))
-    (out / "adapt.json").write_text(json.dumps(result, indent=2))
+    write_bytes(out / "adapt.json", json.dumps(result, indent=2))
     return result

@@ -96,7 +96,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        return _build(cls, d or {}, "")
+        """Built and validated (:func:`.checks.validate_config`): a bad value is one line here."""
+        from .checks import validate_config
+
+        cfg = _build(cls, d or {}, "")
+        validate_config(cfg)
+        return cfg
 
 
 def _coerce(value, current, where: str):
@@ -121,7 +126,7 @@ def _coerce(value, current, where: str):
             return [str(v) for v in ([value] if isinstance(value, str) else value)]
         if isinstance(current, str):
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise TrainError(f"{where} has a bad value {value!r}") from None
     return value
 

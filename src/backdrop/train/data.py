@@ -46,11 +46,7 @@ def find_pairs(root: str | Path) -> list[Pair]:
         raise TrainError(f"training data folder not found: {root}")
     index = root / "index.csv"
     if index.is_file():
-        with open(index, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if not rows or not {"image", "mask"} <= set(rows[0]):
-            raise TrainError(f"{index} needs columns image and mask")
-        return [Pair(r.get("name") or Path(r["image"]).stem, root / r["image"], root / r["mask"]) for r in rows]
+        return _read_index(root, index)
     images = root / "images"
     masks = next((root / d for d in ("masks", "alpha", "mattes") if (root / d).is_dir()), None)
     if not images.is_dir() or masks is None:
@@ -60,6 +56,42 @@ def find_pairs(root: str | Path) -> list[Pair]:
              if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in by_stem]
     if not pairs:
         raise TrainError(f"no image/mask pairs with matching names under {root}")
+    return pairs
+
+
+MAX_INDEX_BYTES = 64 * 1024 * 1024  # about a million rows
+
+
+def _inside(root: Path, index: Path, line: int, text: str | None) -> Path:
+    """A path of an ``index.csv`` row, which must stay inside the data folder (no absolute path,
+    no ``..``): a shared folder must not make training read files from elsewhere."""
+    if not text or not text.strip():
+        raise TrainError(f"{index} line {line}: empty image or mask path")
+    if "\0" in text:
+        raise TrainError(f"{index} line {line}: {text!r} is not a usable path")
+    rel = Path(text)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise TrainError(f"{index} line {line}: {text!r} is outside the data folder (give a relative path)")
+    return root / rel
+
+
+def _read_index(root: Path, index: Path) -> list[Pair]:
+    """The pairs an ``index.csv`` lists, with one line for anything wrong in it."""
+    if index.stat().st_size > MAX_INDEX_BYTES:
+        raise TrainError(f"{index} is over {MAX_INDEX_BYTES // 2 ** 20} MB: not an index of pairs")
+    try:
+        with open(index, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            fieldnames = reader.fieldnames or []
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise TrainError(f"{index} is not a readable CSV file: {str(exc)[:160]}") from None
+    if not rows or not {"image", "mask"} <= set(fieldnames):
+        raise TrainError(f"{index} needs columns image and mask, and at least one row")
+    pairs = []
+    for n, r in enumerate(rows, start=2):  # line 1 is the header
+        image, mask = _inside(root, index, n, r.get("image")), _inside(root, index, n, r.get("mask"))
+        pairs.append(Pair(r.get("name") or image.stem, image, mask))
     return pairs
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.atomic import write_bytes
 from . import TrainError
 from .config import TrainConfig
 from .data import find_pairs, load_pair, select
@@ -79,5 +80,5 @@ def report_eval(cfg: TrainConfig, checkpoint: str | Path, out: str | Path | None
     if teacher:
         result["teacher"] = {"model": teacher, **score(load_teacher(teacher), items)}
     if out:
-        Path(out).write_text(json.dumps(result, indent=2))
+        write_bytes(Path(out), json.dumps(result, indent=2))
     return result

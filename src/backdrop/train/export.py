@@ -9,10 +9,15 @@ The :class:`ModelSpec` JSON is stored under the ``backdrop.spec`` metadata key, 
 We use the TorchScript-based exporter (``dynamo=False``): it needs no extra package (the dynamo
 exporter needs ``onnxscript``) and handles this convolutional graph exactly; the parity check
 below is what proves the file matches the torch model.
+
+The graph is built in memory and written once through :func:`backdrop.io.atomic.write_bytes`:
+an export to a folder, a device or a full disk is one line and leaves nothing (it used to leave
+``m.onnx.part`` and a traceback).
 """
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from ..models.spec import ONNX_METADATA_KEY, ModelSpec
 from . import TrainError, require_torch
 
 MIN_OPSET = 17
+MAX_OPSET = 20  # the TorchScript exporter's highest (torch.onnx._constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET)
 INPUT_NAME = "input"
 OUTPUT_NAME = "matte"
 
@@ -31,31 +37,32 @@ def export_onnx(model, spec: ModelSpec, path: str | Path, *, opset: int = MIN_OP
     torch = require_torch()
     import onnx
 
+    from ..io.atomic import check_output_path, write_bytes
     from .model import MatteOnly
 
-    if opset < MIN_OPSET:
-        raise TrainError(f"ONNX opset must be >= {MIN_OPSET}, not {opset}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise TrainError(f"ONNX opset must be between {MIN_OPSET} and {MAX_OPSET}, not {opset}")
+    path = check_output_path(Path(path))
     wrapped = MatteOnly(model).cpu().eval()
     dummy = torch.zeros(1, 3, spec.input_height, spec.input_width)
-    tmp = path.with_name(path.name + ".part")
+    buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(wrapped, (dummy,), str(tmp), dynamo=False, opset_version=int(opset),
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                          do_constant_folding=True)
-    proto = onnx.load(str(tmp))
+        try:
+            torch.onnx.export(wrapped, (dummy,), buf, dynamo=False, opset_version=int(opset),
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                              do_constant_folding=True)
+        except (RuntimeError, ValueError) as exc:
+            raise TrainError(f"cannot export at opset {opset}: {str(exc).splitlines()[0][:160]}") from None
+    proto = onnx.load_from_string(buf.getvalue())
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = ONNX_METADATA_KEY, spec.to_json()
     proto.producer_name = "backdrop train export"
     proto.doc_string = f"Backdrop student {spec.name}: RGB NCHW normalised per {ONNX_METADATA_KEY} -> matte"
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(tmp))
-    tmp.replace(path)
-    return path
+    return write_bytes(path, proto.SerializeToString())
 
 
 def export_checkpoint(checkpoint: str | Path, path: str | Path, *, opset: int = MIN_OPSET,

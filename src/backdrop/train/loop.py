@@ -18,6 +18,7 @@ precision (float16 autocast + gradient scaling) there.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.atomic import check_target, make_folder, write_bytes
 from . import TrainError, require_torch
 from .config import TrainConfig
 from .data import load_backgrounds, remove_person
@@ -61,10 +63,10 @@ class Trainer:
         mc = cfg.model
         self.model = build_model(mc.width, parsing_head=mc.parsing_head).to(self.device)
         if init_from:
-            from .predict import read_checkpoint
+            from .predict import load_weights, read_checkpoint
 
             state = read_checkpoint(init_from)
-            missing = self.model.load_state_dict(state["model"], strict=False)
+            missing = load_weights(self.model, state["model"], Path(init_from).name, strict=False)
             if missing.unexpected_keys or [k for k in missing.missing_keys if not k.startswith("parsing")]:
                 raise TrainError(f"{Path(init_from).name} does not match model.width={mc.width}")
         self.spec = spec_for(mc.name, mc.input_height, mc.input_width, model_width=mc.width)
@@ -86,6 +88,9 @@ class Trainer:
                 raise TrainError("config data.train lists no folders of labelled images")
             train = load_split(d.train, d.train_split, cfg, max_side=d.max_side, limit=d.limit)
             self._people = [(t.image, t.alpha) for t in train]
+            if not self._people:
+                raise TrainError(f"no training images: the {d.train_split!r} split of {', '.join(d.train)} is "
+                                 "empty (more pairs, or lower data.eval_fraction / data.val_fraction)")
         if self._backgrounds is None:
             if d.backgrounds:
                 self._backgrounds = load_backgrounds(d.backgrounds, max_side=d.max_side)
@@ -129,17 +134,24 @@ class Trainer:
 
     def resume(self, path: str | Path) -> None:
         torch = require_torch()
-        from .predict import read_checkpoint
+        from .predict import load_weights, read_checkpoint
 
         state = read_checkpoint(path)
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        if "scaler" in state:
-            self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.step, self.best = int(state["epoch"]), int(state["step"]), float(state["best"])
-        self.elapsed_before = float(state.get("elapsed", 0.0))
-        if "torch_rng" in state:
-            torch.set_rng_state(state["torch_rng"])
+        name = Path(path).name
+        load_weights(self.model, state["model"], name)
+        try:
+            self.opt.load_state_dict(state["optimizer"])
+            if "scaler" in state:
+                self.scaler.load_state_dict(state["scaler"])
+            self.epoch, self.step, self.best = int(state["epoch"]), int(state["step"]), float(state["best"])
+            self.elapsed_before = float(state.get("elapsed", 0.0))
+            if "torch_rng" in state:
+                torch.set_rng_state(state["torch_rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise TrainError(f"cannot resume from {name}: its training state is incomplete or damaged "
+                             f"({type(exc).__name__}: {str(exc)[:120]})") from None
+        if not 0 <= self.epoch <= 10 ** 6 or self.step < 0:
+            raise TrainError(f"cannot resume from {name}: epoch {self.epoch}, step {self.step}")
 
     # -- one epoch ------------------------------------------------------------------------------
     def train_epoch(self) -> dict:
@@ -241,7 +253,7 @@ class Trainer:
         from .predict import save_checkpoint
 
         cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
+        make_folder(self.out, "run folder (run.out)")
         last = self.out / "last.pt"
         if resume:
             if not last.is_file():
@@ -250,43 +262,44 @@ class Trainer:
             log.info("resumed at epoch %d (step %d)", self.epoch, self.step)
         elif last.exists():
             raise TrainError(f"{self.out} already holds a run: use --resume, or another run.out")
-        (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        write_bytes(self.out / "config.json", json.dumps(cfg.to_dict(), indent=2))
         if self.dataset is None:
             self.build_data()
         log_path = self.out / "log.csv"
-        new_log = not log_path.exists() or not resume
         self._t0 = time.monotonic()
         history = []
-        with open(log_path, "w" if new_log else "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            if new_log:
-                writer.writeheader()
-            while self.epoch < cfg.optim.epochs:
-                stats = self.train_epoch()
-                self.recalibrate_bn()
-                val = self.validate()
-                self.epoch += 1
-                row = {"epoch": self.epoch, "step": self.step, "seconds": round(self.elapsed(), 1),
-                       **{k: round(v, 5) for k, v in stats.items()},
-                       "val_iou": round(val["iou"], 4), "val_boundary_f": round(val["boundary_f"], 4)}
-                writer.writerow(row)
-                f.flush()
-                history.append(row)
-                if not self.quiet:
-                    shown = (f"  val IoU {val['iou']:.4f}  boundary F {val['boundary_f']:.4f}"
-                             if val["images"] else "")
-                    print(f"epoch {self.epoch}: loss {stats.get('loss', float('nan')):.4f}{shown}", file=sys.stderr)
-                improved = val["iou"] > self.best or math.isnan(val["iou"])
-                if improved and not math.isnan(val["iou"]):
-                    self.best = val["iou"]
-                save_checkpoint(last, self.state())
-                if improved:
-                    save_checkpoint(self.out / "best.pt", self.state())
-                limit = cfg.run.time_limit_min
-                if limit and self.time_fraction() >= 1.0 and self.epoch < cfg.optim.epochs:
-                    log.warning("time limit of %.1f min reached after epoch %d; resume with --resume",
-                                limit, self.epoch)
-                    break
+        # the log is rewritten whole (atomically) after every epoch: it is small, and an append in
+        # place would write into whatever stands at that name (a pipe, a device)
+        f = io.StringIO(_read_log(log_path) if resume else "")
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        if not f.getvalue():
+            writer.writeheader()
+        while self.epoch < cfg.optim.epochs:
+            stats = self.train_epoch()
+            self.recalibrate_bn()
+            val = self.validate()
+            self.epoch += 1
+            row = {"epoch": self.epoch, "step": self.step, "seconds": round(self.elapsed(), 1),
+                   **{k: round(v, 5) for k, v in stats.items()},
+                   "val_iou": round(val["iou"], 4), "val_boundary_f": round(val["boundary_f"], 4)}
+            writer.writerow(row)
+            write_bytes(log_path, f.getvalue())
+            history.append(row)
+            if not self.quiet:
+                shown = (f"  val IoU {val['iou']:.4f}  boundary F {val['boundary_f']:.4f}"
+                         if val["images"] else "")
+                print(f"epoch {self.epoch}: loss {stats.get('loss', float('nan')):.4f}{shown}", file=sys.stderr)
+            improved = val["iou"] > self.best or math.isnan(val["iou"])
+            if improved and not math.isnan(val["iou"]):
+                self.best = val["iou"]
+            save_checkpoint(last, self.state())
+            if improved:
+                save_checkpoint(self.out / "best.pt", self.state())
+            limit = cfg.run.time_limit_min
+            if limit and self.time_fraction() >= 1.0 and self.epoch < cfg.optim.epochs:
+                log.warning("time limit of %.1f min reached after epoch %d; resume with --resume",
+                            limit, self.epoch)
+                break
         final = self.finalize()
         return {"epochs": self.epoch, "steps": self.step, "best_val_iou": self.best, "history": history,
                 "final_val_iou": final["iou"], "seconds": self.elapsed()}
@@ -307,6 +320,18 @@ class Trainer:
             print(f"final ({self.cfg.optim.bn_final_batches} BatchNorm batches): val IoU {val['iou']:.4f}  "
                   f"boundary F {val['boundary_f']:.4f}", file=sys.stderr)
         return val
+
+
+def _read_log(path: Path) -> str:
+    """The log of the run being resumed (empty when there is none yet)."""
+    if not path.exists():
+        return ""
+    check_target(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrainError(f"cannot read {path} to resume: {exc}") from None
+    return text if text.endswith("\n") or not text else text + "\n"
 
 
 def _progress(total: int, desc: str, disable: bool):

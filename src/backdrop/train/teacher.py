@@ -13,6 +13,7 @@ The teacher is any Backdrop model: ``selfie`` (MediaPipe LiteRT) or a ``.onnx``/
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,12 +62,26 @@ def label_frame(teacher, frame: np.ndarray, *, zoom: float = 0.8, min_agreement:
     if hasattr(teacher, "reset"):
         teacher.reset()
     zoomed = teacher(np.ascontiguousarray(frame[y0:y0 + ch, x0:x0 + cw]))
+    if not all(np.isfinite(m).all() for m in (base, flip, zoomed)):
+        # NaN > 0.5 is False everywhere: three all-NaN runs "agreed" perfectly (IoU 1.0) and became
+        # empty masks; a teacher that gives NaN is broken, not sure
+        raise TrainError("the teacher gave NaN or infinite values: it is not a usable teacher")
     agreement = min(_binary_iou(base, flip), _binary_iou(base[y0:y0 + ch, x0:x0 + cw], zoomed))
     matte = (base + flip) / 2.0
     inner = matte[y0:y0 + ch, x0:x0 + cw]
     matte[y0:y0 + ch, x0:x0 + cw] = (2.0 * inner + zoomed) / 3.0
     return TeacherLabel(np.clip(matte, 0, 1).astype(np.float32), float(agreement),
                         bool(agreement >= min_agreement))
+
+
+def _write_csv(path: Path, names: list[str], rows: list[dict]) -> None:
+    from ..io.atomic import write_bytes
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=names)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes(path, buf.getvalue())
 
 
 def label_frames(teacher, frames: Iterable[tuple[str, np.ndarray]], out_dir: str | Path, *,
@@ -79,9 +94,11 @@ def label_frames(teacher, frames: Iterable[tuple[str, np.ndarray]], out_dir: str
     """
     from ..io.image import write_image
 
+    from ..io.atomic import make_folder
+
     out = Path(out_dir)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
+    for sub in (out, out / "images", out / "masks"):
+        make_folder(sub, "label output folder")
     rows, dropped = [], []
     for name, frame in frames:
         lab = label_frame(teacher, frame, min_agreement=min_agreement)
@@ -95,14 +112,8 @@ def label_frames(teacher, frames: Iterable[tuple[str, np.ndarray]], out_dir: str
                      "agreement": round(lab.agreement, 4), "person": round(person, 4)})
         if not quiet:
             print(f"labelled {name}: agreement {lab.agreement:.3f}", flush=True)
-    with open(out / "index.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["name", "image", "mask", "agreement", "person"])
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(out / "dropped.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["name", "agreement", "person"])
-        writer.writeheader()
-        writer.writerows(dropped)
+    _write_csv(out / "index.csv", ["name", "image", "mask", "agreement", "person"], rows)
+    _write_csv(out / "dropped.csv", ["name", "agreement", "person"], dropped)
     if not rows and not dropped:
         raise TrainError("no frames to label")
     return {"kept": len(rows), "dropped": len(dropped), "out": str(out),

@@ -18,15 +18,19 @@ import bisect
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from ...errors import BackgroundError, install_hint
+from ...errors import BackgroundError
 from ..composite import blend
 from .base import Background, BackgroundKind
 from .files import IMAGE_SUFFIXES, VIDEO_INPUT_SUFFIXES
 from .video import open_video
+
+if TYPE_CHECKING:
+    from ..slides import Slides
 
 log = logging.getLogger(__name__)
 
@@ -49,31 +53,14 @@ def fit_letterbox(img: np.ndarray, width: int, height: int, fill=(16, 16, 16)) -
     return out
 
 
-def load_slides(source: Path, dpi: int = 110) -> list[np.ndarray]:
-    """Slides as RGB arrays from a PDF (pypdfium2) or a folder of images (sorted by name)."""
-    from ...io.image import read_image
+def load_slides(source: Path) -> "Slides":
+    """Slides from a PDF (pypdfium2), a folder of images (sorted by name) or one image: counted
+    and checked now, rendered when shown (:class:`~backdrop.compose.slides.Slides`)."""
+    from ..slides import Slides
 
     source = Path(source)
-    if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:  # one slide
-        return [read_image(source)]
-    if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise BackgroundError(f"no slide images in {source}")
-        return [read_image(p) for p in files]
-    if source.suffix.lower() == ".pdf":
-        try:
-            import pypdfium2 as pdfium
-        except ImportError:
-            raise BackgroundError(f"PDF slides need pypdfium2: {install_hint('slides')}") from None
-        try:
-            pdf = pdfium.PdfDocument(str(source))
-            pages = [np.asarray(page.render(scale=dpi / 72).to_pil().convert("RGB")) for page in pdf]
-        except Exception as exc:  # pypdfium2 raises PdfiumError and friends
-            raise BackgroundError(f"cannot read slides {source.name}: {str(exc).splitlines()[0]}") from None
-        if not pages:
-            raise BackgroundError(f"no pages in {source.name}")
-        return pages
+    if source.is_dir() or source.suffix.lower() in IMAGE_SUFFIXES or source.suffix.lower() == ".pdf":
+        return Slides(source)
     raise BackgroundError(f"slides must be a PDF, a folder of images or a video: {source}")
 
 
@@ -150,7 +137,9 @@ class PresenterBackground(Background):
                             len(self.slides))
 
     def aspect(self) -> float:
-        img = self.slides[0] if self.slides else self.video._current
+        if self.slides:
+            return self.slides.aspect()
+        img = self.video._current
         return img.shape[1] / img.shape[0]
 
     def output_size(self, w: int, h: int) -> tuple[int, int]:
@@ -179,8 +168,8 @@ class PresenterBackground(Background):
             return fit_letterbox(self.video.render(index, frame, alpha), w, h)
         k = self.slide_index(index)
         key = (k, w, h)
-        if key not in self._cache:
-            self._cache = {key: fit_letterbox(self.slides[k], w, h)}
+        if key not in self._cache:  # only the slide on screen is kept
+            self._cache = {key: self.slides.fitted(k, w, h)}
         return self._cache[key]
 
     def person_transform(self, alpha: np.ndarray, out_size: tuple[int, int] | None = None) -> np.ndarray:
@@ -217,6 +206,8 @@ class PresenterBackground(Background):
     def close(self) -> None:
         if self.video is not None:
             self.video.close()
+        if self.slides is not None:
+            self.slides.close()
 
 
 # -- the grammar -------------------------------------------------------------------------------
