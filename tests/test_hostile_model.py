@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from backdrop.models.registry import KNOWN_MODELS, fetch, sha256_of
+from backdrop.models.registry import DEFAULT_FETCH, fetch, sha256_of
 from conftest import shared_path
 
 
@@ -34,10 +34,10 @@ def one_error(proc: subprocess.CompletedProcess) -> str:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    real = dict(zip(KNOWN_MODELS, fetch(quiet=True)))
+    real = dict(zip(DEFAULT_FETCH, fetch(quiet=True)))
     w = tmp_path_factory.mktemp("wheel") / "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
     with zipfile.ZipFile(w, "w") as z:
-        for name, km in KNOWN_MODELS.items():
+        for name, km in DEFAULT_FETCH.items():
             z.write(real[name], km.member)
         z.writestr("mediapipe/__init__.py", "")
     return w
@@ -51,14 +51,14 @@ def photo() -> Path:
 def test_corrupt_cached_model_is_refetched(tmp_path, wheel, photo):
     mdir = tmp_path / "models"
     mdir.mkdir()
-    garbage = mdir / KNOWN_MODELS["selfie"].filename
+    garbage = mdir / DEFAULT_FETCH["selfie"].filename
     garbage.write_bytes(b"\0" * 1000)  # a truncated / zeroed download
     out = tmp_path / "out.png"
     proc = run_cli("image", str(photo), str(out), "-b", "#00b140",
                    env={"BACKDROP_MODEL_DIR": str(mdir), "BACKDROP_MEDIAPIPE_WHEEL": str(wheel)})
     assert proc.returncode == 0, proc.stderr
     assert "corrupt" in proc.stderr and "fetching" in proc.stderr
-    assert sha256_of(garbage) == KNOWN_MODELS["selfie"].sha256
+    assert sha256_of(garbage) == DEFAULT_FETCH["selfie"].sha256
     assert out.is_file()
     assert not [p.name for p in mdir.iterdir() if p.name.endswith(".part")]
 
@@ -66,7 +66,7 @@ def test_corrupt_cached_model_is_refetched(tmp_path, wheel, photo):
 def test_model_cache_with_a_bad_wheel_is_a_clear_error(tmp_path, photo):
     mdir = tmp_path / "models"
     mdir.mkdir()
-    (mdir / KNOWN_MODELS["selfie"].filename).write_bytes(b"corrupt")
+    (mdir / DEFAULT_FETCH["selfie"].filename).write_bytes(b"corrupt")
     bad = tmp_path / "mediapipe-bad.whl"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     out_dir = tmp_path / "out"
@@ -77,13 +77,13 @@ def test_model_cache_with_a_bad_wheel_is_a_clear_error(tmp_path, photo):
     # a wheel whose member has the wrong bytes: the sha256 check refuses it
     wrong = tmp_path / "mediapipe-wrong.whl"
     with zipfile.ZipFile(wrong, "w") as z:
-        for km in KNOWN_MODELS.values():
+        for km in DEFAULT_FETCH.values():
             z.writestr(km.member, b"not the model")
     env["BACKDROP_MEDIAPIPE_WHEEL"] = str(wrong)
     line = one_error(run_cli("image", str(photo), str(out_dir / "o.png"), "-q", env=env))
     assert "sha256 mismatch" in line
     assert list(out_dir.iterdir()) == []
-    assert sorted(p.name for p in mdir.iterdir() if not p.name.startswith(".fetch")) == [KNOWN_MODELS["selfie"].filename]
+    assert sorted(p.name for p in mdir.iterdir() if not p.name.startswith(".fetch")) == [DEFAULT_FETCH["selfie"].filename]
 
 
 def test_model_dir_that_cannot_be_created(tmp_path, photo):

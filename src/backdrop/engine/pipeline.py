@@ -82,6 +82,7 @@ class Pipeline:
         self.network = Network(segmenter, self.timer, matting_size=self.options.matting_size)
         self.background: Background = parse_background(background)
         self.index = -1
+        self._people: list = []
         self.fused = FusedPass()
         self._make_stages()
 
@@ -175,6 +176,7 @@ class Pipeline:
         for stage in hooks["work"]:
             if stage.spec.on_skipped or not fs.skipped:
                 self.run_hook(stage, "work", fs)
+        self._people = fs.people
         return fs
 
     def _full(self, fs: FrameState) -> np.ndarray:
@@ -245,6 +247,14 @@ class Pipeline:
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """Composite of one frame (no look-ahead), see :attr:`pixel_format`."""
         return self._output(self._work(frame), matte=False)[1]()
+
+    @property
+    def people(self) -> list:
+        """The people of the latest frame through the pipeline (``tracking.people.Person``: a
+        stable ``id``, ``box`` (x0, y0, x1, y1) and 33 ``landmarks`` (x, y, z, visibility,
+        presence) in frame pixels, ``presence``, ``main``): for presenter placement and
+        auto-framing. Empty when nobody is tracked or the person tracker is off (``roi=False``)."""
+        return self._people
 
     def composite(self, frame: np.ndarray, matte: np.ndarray, index: int | None = None) -> np.ndarray:
         """Composite ``frame`` with a given matte (float32 HxW in [0, 1]) over the background."""

@@ -154,7 +154,7 @@ def known_model(name: str) -> KnownModel:
     try:
         return MODELS[name]
     except (KeyError, TypeError):
-        raise ModelError(f"unknown model {str(name)[:40]!r}: use one of {', '.join(MODELS)}") from None
+        raise ModelError(f"unknown model {str(name)[:40]!r}: use one of {', '.join(MODELS)}") from None  # fetchable names
 
 
 def cached_path(name: str) -> Path:

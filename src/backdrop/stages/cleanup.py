@@ -1,13 +1,18 @@
-"""Cleanup: connected components on the matte.
+"""Cleanup: connected components on the matte, and which people to keep.
 
 Segmentation networks leave stray blobs (a coat on a chair, a face in a poster) and pinholes
 inside the person. Components are found on the thresholded matte; a component stays when it is
 large in absolute terms (``min_area`` of the frame) and relative to the largest one
-(``min_relative``), so two people on a call both stay while specks go. ``keep="main"`` keeps
-only components touching the largest one's neighbourhood; ``keep="faces"`` keeps only
-components that contain a detected face (OpenCV's Haar cascade; falls back to ``all`` when no
-face is found at all). Holes smaller than ``max_hole`` of the person are filled. Dropping is
-done on the soft matte with a feathered mask, so kept edges stay soft.
+(``min_relative``), so two people on a call both stay while specks go. Holes smaller than
+``max_hole`` of the person are filled. Dropping is done on the soft matte with a feathered
+mask, so kept edges stay soft.
+
+``--keep`` goes through the person tracker's people when there are any (``stages/people.py``):
+``main`` keeps the person the camera follows (stable over time: the tracker's ``main``) and
+whatever touches them, ``faces`` keeps components with a face found by BlazeFace (the
+``mediapipe`` wheel's ``face_detection_short_range.tflite``: OpenCV 5 dropped the Haar cascade
+this used before); without a face at all it keeps everything. With nobody tracked, ``main`` is
+the largest component's neighbourhood.
 """
 
 from __future__ import annotations
@@ -30,20 +35,31 @@ class CleanupOptions:
     keep: str = "all"
 
 
-_face_cascade = None
+class FaceFinder:
+    """Face centres (working-size pixels) with BlazeFace short range; loaded once per stream."""
 
+    def __init__(self, threads: int | None = None, quiet: bool = True):
+        from ..models.pose import FaceDetector
+        from ..models.registry import fetch
 
-def _faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
-    global _face_cascade
-    if _face_cascade is None:
-        _face_cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    found = _face_cascade.detectMultiScale(gray, scaleFactor=1.15, minNeighbors=4, minSize=(12, 12))
-    return [tuple(int(v) for v in f) for f in found] if len(found) else []
+        (path,) = fetch(["face-detector"], quiet=quiet)
+        self.detector = FaceDetector(path, threads)
+
+    def __call__(self, frame: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """Faces of ``frame`` (RGB uint8) as (x, y, w, h) boxes in its pixels."""
+        h, w = frame.shape[:2]
+        out = []
+        for det in self.detector(frame, (w, h)):
+            x0, y0, x1, y1 = det.box
+            out.append((int(x0), int(y0), max(1, int(x1 - x0)), max(1, int(y1 - y0))))
+        return out
 
 
 def cleanup(matte: np.ndarray, options: CleanupOptions | None = None,
-            guide_gray: np.ndarray | None = None) -> np.ndarray:
-    """Return a cleaned copy of ``matte`` (float32 HxW in [0, 1])."""
+            faces: list[tuple[int, int, int, int]] | None = None, main: np.ndarray | None = None) -> np.ndarray:
+    """Return a cleaned copy of ``matte`` (float32 HxW in [0, 1]). ``faces`` (x, y, w, h boxes in
+    the matte's pixels) for ``keep="faces"``; ``main``, the main person's own matte, for
+    ``keep="main"`` (else the largest component is the main person)."""
     opt = options or CleanupOptions()
     binary = (matte > 0.5).astype(np.uint8)
     # connectedComponents + bincount is ~4x faster than connectedComponentsWithStats here
@@ -55,12 +71,14 @@ def cleanup(matte: np.ndarray, options: CleanupOptions | None = None,
     largest = int(areas.max())
     keep = (areas >= opt.min_area * total) & (areas >= opt.min_relative * largest)
     if opt.keep == "main":
-        main = 1 + int(np.argmax(areas))
-        near = cv2.dilate((labels == main).astype(np.uint8), np.ones((5, 5), np.uint8))
+        if main is not None and (main > 0.5).any():
+            seed = (main > 0.5).astype(np.uint8)
+        else:
+            seed = (labels == 1 + int(np.argmax(areas))).astype(np.uint8)
+        near = cv2.dilate(seed, np.ones((5, 5), np.uint8))
         touching = set(np.unique(labels[near > 0]).tolist())
         keep &= np.array([(i + 1) in touching for i in range(n - 1)])
-    elif opt.keep == "faces" and guide_gray is not None:
-        faces = _faces(guide_gray)
+    elif opt.keep == "faces" and faces is not None:
         if faces:
             with_face = np.zeros(n - 1, bool)
             for x, y, fw, fh in faces:
@@ -94,37 +112,28 @@ def cleanup(matte: np.ndarray, options: CleanupOptions | None = None,
     return out.astype(np.float32, copy=False)
 
 
-def check_faces_available() -> None:
-    """``keep="faces"`` needs OpenCV's Haar cascade, which OpenCV 5 no longer ships: say so at once
-    (it used to fail on the first frame with an AttributeError)."""
-    if not hasattr(cv2, "CascadeClassifier"):
-        from ..errors import OptionError
-
-        raise OptionError(f"{{option}}=faces needs OpenCV's face cascade, which OpenCV {cv2.__version__} no longer "
-                          "ships: use all or main, or pip install 'opencv-python-headless<5'", option="keep")
-
-
 class CleanupStage(Stage):
     """Drop stray blobs, fill holes (see :func:`cleanup`)."""
 
     def __init__(self, options, context):
         super().__init__(options, context)
-        if options.keep == "faces":
-            check_faces_available()
+        self.faces = FaceFinder(options.threads, options.quiet) if options.keep == "faces" else None
 
     def after(self, fs) -> None:
         keep = self.options.keep
-        fs.work_matte = cleanup(fs.work_matte, CleanupOptions(keep=keep),
-                            guide_gray=fs.work_grey.astype(np.uint8) if keep == "faces" else None)
+        faces = self.faces(fs.work_frame) if self.faces is not None else None
+        main = next((p.work_matte for p in fs.people if p.main), None) if keep == "main" else None
+        fs.work_matte = cleanup(fs.work_matte, CleanupOptions(keep=keep), faces=faces, main=main)
 
 
 STAGE = StageSpec(
     name="cleanup", phase="network", make=CleanupStage,
-    reads=("work_matte", "work_grey"), writes=("work_matte",),
+    reads=("work_matte", "work_frame"), optional=("people",), writes=("work_matte",),
     summary="stray blobs dropped (every real person kept), holes filled",
     options=[
         Opt("cleanup", True, "drop stray blobs and fill holes in the matte", raw=False, live=True),
-        Opt("keep", "all", "which people cleanup keeps: all, main (touching the largest), faces",
+        Opt("keep", "all", "which people cleanup keeps: all, main (the person the camera follows), faces (with a "
+            "face found)",
             choices=KEEP_MODES, live=True),
     ],
 )

@@ -31,6 +31,7 @@ SCENE_CUT = 40.0  # mean grey-level change (working size) that is a new shot: th
 REACH = 0.05  # near a person (x their crop's side) selfie only confirms BlazePose (see combine)
 GATE = 0.1  # ... where BlazePose gives the person at least this chance
 CLOSEUP_MARGIN = 0.1  # around a close-up's crop box (it moves between detections)
+AGREE = 0.1  # the selfie network's mean over a new person's mask needed to take them (_agrees)
 MOTION_LEVEL = 12.0  # grey levels of change that are motion, not noise (new_motion)
 MOTION_SHARE = 0.002  # share of the pixels away from everybody that moves: someone may be walking in
 MAX_PEOPLE = Opt("max_people", 6, "the most people tracked at once", low=1, high=32, metavar="N")
@@ -137,9 +138,23 @@ class PeopleStage(Stage):
         det_path, lm_path = fetch(["pose-detector", "pose-landmarks"], quiet=options.quiet)
         threads = options.threads
         self.tracker = PersonTracker(PoseDetector(det_path, threads), PoseLandmarker(lm_path, threads),
-                                     max_people=options.max_people, redetect_every=options.redetect_every)
+                                     max_people=options.max_people, redetect_every=options.redetect_every,
+                                     verify=self._agrees)
         self.last_grey: np.ndarray | None = None
         self.last_matte: np.ndarray | None = None
+        self.network = None
+
+    def _agrees(self, crop: np.ndarray, result) -> bool:
+        """A new person only where the selfie network, on the same upright crop, also sees one:
+        BlazePose took a wooden stool for a person (presence 0.99); selfie gave its mask 0.02,
+        real people 0.15 to 0.99 (DAVIS, removebg)."""
+        if self.network is None:
+            return True
+        selfie = self.network.infer(crop)
+        if selfie.shape != result.mask.shape:
+            selfie = cv2.resize(selfie, result.mask.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        inside = result.mask > 0.5
+        return bool(inside.any()) and float(selfie[inside].mean()) >= AGREE
 
     def segment(self, fs, network) -> None:
         grey = fs.work_grey
@@ -151,6 +166,7 @@ class PeopleStage(Stage):
         else:
             look = new_motion(grey, self.last_grey, self.last_matte)
         self.last_grey = grey
+        self.network = network
         with fs.timer("people"):
             tracks = self.tracker(fs.work_frame, CropSampler(fs), fs.size, look=look)
         selfie = network.segment(fs, closeup_box(self.tracker.closeup_rois, fs.size))

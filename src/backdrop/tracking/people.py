@@ -35,6 +35,8 @@ BODY = 33  # landmarks 0..32 are the body; 33 and 34 the next crop's centre and 
 AUX_FILTER = (0.01, 10.0)  # MediaPipe 0.10.21's One Euro settings (min_cutoff, beta) for 33/34
 BODY_FILTER = (0.05, 80.0)  # ... and for the body landmarks
 SAME_PERSON = 0.1  # a detection whose hip is this close to a track's crop centre (x side) is that track
+ROTATED_SCORE = 0.7  # detector score a person turned over 45 degrees needs (real ones: 0.95-0.98, at
+# any rotation of DAVIS hike/lucia; a wooden stool read as a person lying down: 0.55)
 MIN_MASK = 0.01  # a new person's mask covers at least this share of their crop (a wall is nobody)
 PAINT_GROW = 0.25  # a failed detection's face box, grown by this share of its width, is greyed out
 MERGE = 0.08  # two tracks whose crops are this close (x side) and of a like size are one person
@@ -70,13 +72,21 @@ class Track:
     fresh: PoseResult | None = None  # a pass made while detecting, to use this frame
 
 
-def _paint(canvas: np.ndarray, result: PoseResult, size: tuple[int, int], to_small: float) -> None:
-    """Grey out a found person (their mask, grown a little) in the detector's input."""
-    h, w = canvas.shape[:2]
+def _small_mask(result: PoseResult, shape: tuple[int, int], to_small: float) -> np.ndarray:
+    """A landmarker pass's person (mask > 0.3) in the detector's copy of the frame (bool)."""
+    h, w = shape
     m = np.diag([to_small, to_small, 1.0]) @ np.vstack([result.roi.crop_to_frame(), [0, 0, 1]])
-    mask = cv2.warpAffine(result.mask, m[:2], (w, h), flags=cv2.INTER_LINEAR) > 0.3
+    return cv2.warpAffine(result.mask, m[:2], (w, h), flags=cv2.INTER_LINEAR) > 0.3
+
+
+def _paint(canvas: np.ndarray, taken: np.ndarray, person: np.ndarray) -> None:
+    """Grey out a found person (their mask, grown a little) in the detector's input, and mark
+    them ``taken``."""
+    h, w = canvas.shape[:2]
     r = max(1, round(0.02 * max(h, w)))
-    canvas[cv2.dilate(mask.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0] = 128
+    grown = cv2.dilate(person.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
+    canvas[grown] = 128
+    taken |= person
 
 
 def _paint_box(canvas: np.ndarray, box: np.ndarray, to_small: float) -> None:
@@ -97,9 +107,10 @@ class PersonTracker:
     """Per-stream tracks of every person (see the module docstring)."""
 
     def __init__(self, detector: PoseDetector, landmarker: PoseLandmarker, *, max_people: int = 6,
-                 redetect_every: int = 30):
+                 redetect_every: int = 30, verify: Callable[[np.ndarray, PoseResult], bool] | None = None):
         self.detector, self.landmarker = detector, landmarker
         self.max_people, self.redetect_every = max_people, redetect_every
+        self.verify = verify  # a second opinion on a new person: (their crop, the landmarker's pass) -> bool
         self.tracks: list[Track] = []
         self.next_id = 1
         self.since_detect = 0
@@ -130,9 +141,10 @@ class PersonTracker:
         self.closeup_rois = []
         canvas = small.copy()
         to_small = canvas.shape[1] / size[0]
+        taken = np.zeros(canvas.shape[:2], bool)
         for track in self.tracks:
             if track.result is not None:
-                _paint(canvas, track.result, size, to_small)
+                _paint(canvas, taken, _small_mask(track.result, taken.shape, to_small))
         for _ in range(self.max_people + 2):
             if len(self.tracks) >= self.max_people:
                 break
@@ -153,14 +165,21 @@ class PersonTracker:
                 _paint_box(canvas, det.box, to_small)  # already tracked: its own crop is better
                 continue
             roi = Roi.from_points(hip, scale_point)
-            result = self.landmarker(crop(roi), roi)
-            if result.presence <= PRESENCE or float(result.mask.mean()) < MIN_MASK:
+            if abs(roi.rotation) > np.pi / 4 and det.score < ROTATED_SCORE:
+                _paint_box(canvas, det.box, to_small)  # lying or upside down needs more evidence
+                continue
+            pixels = crop(roi)
+            result = self.landmarker(pixels, roi)
+            person = _small_mask(result, taken.shape, to_small)
+            new = person.any() and float(taken[person].mean()) < 0.5  # not mostly someone tracked already
+            if (result.presence <= PRESENCE or float(result.mask.mean()) < MIN_MASK or not new
+                    or (self.verify is not None and not self.verify(pixels, result))):
                 _paint_box(canvas, det.box, to_small)
                 continue
             track = Track(self.next_id, roi, fresh=result)
             self.next_id += 1
             self.tracks.append(track)
-            _paint(canvas, result, size, to_small)
+            _paint(canvas, taken, person)
 
     def _follow(self, track: Track, result: PoseResult, size: tuple[int, int]) -> None:
         """The person's smoothed landmarks and their next crop."""
