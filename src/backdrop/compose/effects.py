@@ -1,9 +1,10 @@
-"""Finishing touches of a composite: light wrap and brightness matching.
+"""Finishing touch of a composite: light wrap.
 
 Light wrap: a real person in front of a bright background is lit at the rim by it. A little of
 the blurred new background is screened onto the person's edge, weighted by how close the pixel
-is to the outline, so the cut-out looks like it belongs. Colour matching moves the person's mean
-brightness part of the way toward the new background's, for a dark room over a sunny beach.
+is to the outline, so the cut-out looks like it belongs. (The brightness match that lived here
+became the relight stage, issue 23: ``stages/relight.py``; ``evaluate/harmonize.py`` keeps the
+old one as an anchor.)
 """
 
 from __future__ import annotations
@@ -31,16 +32,3 @@ def light_wrap(composite: np.ndarray, background: np.ndarray, alpha: np.ndarray,
     c = composite.astype(np.float32)
     screen = 255 - (255 - c) * (255 - glow) / 255
     return np.clip(c + weight * (screen - c) + 0.5, 0, 255).astype(np.uint8)
-
-
-def match_brightness(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray, strength: float) -> np.ndarray:
-    if strength <= 0:
-        return frame
-    person = alpha > 0.5
-    if not person.any():
-        return frame
-    lum = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    bg_lum = cv2.cvtColor(background, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    gain = (bg_lum.mean() + 1) / (lum[person].mean() + 1)
-    gain = float(np.clip(gain, 0.6, 1.6)) ** strength
-    return np.clip(frame.astype(np.float32) * gain + 0.5, 0, 255).astype(np.uint8)

@@ -8,8 +8,8 @@ bench order, batch hash) is derived from it. Adding a stage is one file ending i
 
 from __future__ import annotations
 
-from . import (cleanup, colour_match, decontaminate, delay, despill, key, light_wrap, people, plate, refine,
-               steady, still, temporal, touch_up)
+from . import (cleanup, decontaminate, delay, despill, key, light_wrap, people, plate, refine, relight, steady,
+               still, temporal, touch_up)
 from .base import Opt, Stage, StageContext, StageSpec
 
 STAGES: list[StageSpec] = [
@@ -25,7 +25,7 @@ STAGES: list[StageSpec] = [
     decontaminate.STAGE,  # the person's own edge colours
     despill.STAGE,        # no cast of a coloured old background on the edge
     touch_up.STAGE,       # skin smoothing of the person (after the colours are the person's own)
-    colour_match.STAGE,   # brightness toward the new background
+    relight.STAGE,        # the person's light harmonized with the new background; a dark face lifted
     light_wrap.STAGE,     # the new background's light on the rim
 ]
 
