@@ -2,6 +2,9 @@
 
 ``backdrop eval --composite BACKGROUNDS IMAGES TRUTH``: the composite error, what the user sees
 (people with a known soft alpha placed over person-free backgrounds; :mod:`backdrop.evaluate.composite`).
+
+``backdrop eval --harmonize IMAGES TRUTH``: relighting measured as image harmonization is (the
+person's light changed, the room kept, the photo the truth; :mod:`backdrop.evaluate.harmonize`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ def register(sub) -> None:
                       help="treat a folder of images as consecutive video frames (adds dtSSD and flicker)")
     kind.add_argument("--images", dest="mode", action="store_const", const="images",
                       help="treat a folder as independent photos (default unless the names are frame numbers)")
+    kind.add_argument("--harmonize", dest="mode", action="store_const", const="harmonize",
+                      help="relighting as image harmonization: each person of IMAGES (alphas in TRUTH) with their "
+                           "exposure, colour temperature, contrast or saturation changed, or darkened and noisy, over "
+                           "their own room; fMSE and PSNR against the photo for no correction, the old colour match, "
+                           "Reinhard transfer and --relight, on tuning and held-out photos")
     p.set_defaults(mode="auto")
     p.add_argument("--composite", default=None, metavar="BACKGROUNDS_DIR",
                    help="composite error: put each person of IMAGES (soft alphas in TRUTH) over one of these "
@@ -67,7 +75,16 @@ def run(args) -> int:
     out_dir = Path(args.out) if args.out else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"--out must be a folder: {out_dir}")
-    if args.composite is not None:
+    if args.mode == "harmonize":
+        from ..evaluate.harmonize import evaluate_harmonize, format_harmonize_report
+
+        if args.composite is not None or args.foreground is not None or args.worst:
+            raise OptionError("--harmonize goes without --composite, --foreground and --worst")
+        if args.truth is None:
+            raise OptionError("--harmonize needs the alphas: backdrop eval --harmonize IMAGES TRUTH")
+        report = evaluate_harmonize(args.input, args.truth, limit=args.limit, quiet=args.quiet)
+        render = format_harmonize_report
+    elif args.composite is not None:
         from ..evaluate import evaluate_composite, format_composite_report
 
         if args.mode != "auto":
