@@ -58,12 +58,14 @@ def test_a_read_nothing_writes_fails_at_build_with_one_line(monkeypatch, segment
 
 
 def test_the_fused_pass_is_read_off_the_declaration(segmenter):
-    """No flag to forget: refine's guided mode joins the fused pass, its closed-form mode and any
-    compose stage that reads the full-size matte do not."""
-    assert Pipeline(background="#00ff00", segmenter=segmenter).fuses
-    assert not Pipeline(background="#00ff00", refine="high", segmenter=segmenter).fuses
-    assert not Pipeline(background="#00ff00", touch_up=0.5, segmenter=segmenter).fuses
-    assert Pipeline(background="#00ff00", despill=0.5, segmenter=segmenter).fuses
+    """No flag to forget: refine's guided mode joins the fused pass, its closed-form mode, any
+    compose stage that reads the full-size matte and relight (it looks at the new background
+    before the blend) do not."""
+    assert not Pipeline(background="#00ff00", segmenter=segmenter).fuses  # relight is on by default
+    assert Pipeline(background="#00ff00", relight=0.0, segmenter=segmenter).fuses
+    assert not Pipeline(background="#00ff00", relight=0.0, refine="high", segmenter=segmenter).fuses
+    assert not Pipeline(background="#00ff00", relight=0.0, touch_up=0.5, segmenter=segmenter).fuses
+    assert Pipeline(background="#00ff00", relight=0.0, despill=0.5, segmenter=segmenter).fuses
 
 
 # -- docs/engine.md, worked example 1: a new field, written by one stage and read by another --------

@@ -38,6 +38,7 @@ def clip_frames(name: str, n: int, size: tuple[int, int] | None = None) -> list[
 
 
 def compare(frames, background, segmenter, **options):
+    options = {"relight": 0.0, **options}  # relight looks at the new background: it keeps the unfused path
     ref = Pipeline(background=background, segmenter=segmenter, **options)
     fused = Pipeline(background=background, segmenter=segmenter, **options)
     want = [o for _, _, o in ref.stream(frames, mattes=True)]
@@ -84,7 +85,7 @@ def test_fused_on_portraits_with_despill_and_no_steady(segmenter, portrait_pairs
 def test_stages_that_read_the_full_matte_keep_the_unfused_path(segmenter):
     frames = clip_frames("office-desk-960x540.mp4", 3)
     for opts, bg in (({"light_wrap": 0.5}, "blur"), ({"touch_up": 0.5}, "blur"), ({}, "transparent"),
-                     ({"refine": "bilinear"}, "blur")):
+                     ({"refine": "bilinear"}, "blur"), ({"relight": 1.0}, "blur")):
         p = Pipeline(background=bg, segmenter=segmenter, **opts)
         list(p.stream(frames, mattes=False))
         assert p.fused.last_classes is None, opts
@@ -123,6 +124,6 @@ def test_tile_runs_cover_without_overlap():
 def test_small_frames_keep_the_unfused_path_and_large_ones_fuse(segmenter):
     """480p is faster unfused (measured, FUSE_FROM_PIXELS); 720p and up take the fused pass."""
     for size, fused in (((854, 480), False), ((1280, 720), True), ((1920, 1080), True)):
-        p = Pipeline(background="blur", segmenter=segmenter)
+        p = Pipeline(background="blur", segmenter=segmenter, relight=0.0)
         list(p.stream(clip_frames("office-desk-960x540.mp4", 2, size), mattes=False))
         assert (p.fused.last_classes is not None) is fused, size

@@ -83,8 +83,8 @@ def test_planar_fused_output_is_the_rgb_pipelines(segmenter, clip, size, backgro
     if background.startswith("backgrounds/"):
         background = str(shared_path(*background.split("/")))
     frames = planar_frames(clip, 10, size)
-    rgb_pipe = Pipeline(background=background, segmenter=segmenter)
-    planar_pipe = Pipeline(background=background, segmenter=segmenter)
+    rgb_pipe = Pipeline(background=background, segmenter=segmenter, relight=0.0)  # relight: the unfused path
+    planar_pipe = Pipeline(background=background, segmenter=segmenter, relight=0.0)
     want = [o for _, _, o in rgb_pipe.stream([p.to_rgb() for p in frames], mattes=True)]
     diffs, sure = [], []
     for src, (_, _, out) in zip(frames, planar_pipe.stream(frames, mattes=False)):
@@ -108,9 +108,9 @@ def test_planar_fused_output_is_the_rgb_pipelines(segmenter, clip, size, backgro
 def test_deferred_outputs_made_on_another_thread_are_identical(segmenter):
     frames = planar_frames("office-desk-960x540.mp4", 16, (1280, 720))
     background = str(shared_path("backgrounds", "porch-691330_1280.jpg"))
-    want = [o.data.copy() for _, _, o in Pipeline(background=background, segmenter=segmenter)
+    want = [o.data.copy() for _, _, o in Pipeline(background=background, segmenter=segmenter, relight=0.0)
             .stream(frames, mattes=False)]
-    pipe = Pipeline(background=background, segmenter=segmenter)
+    pipe = Pipeline(background=background, segmenter=segmenter, relight=0.0)
     made, jobs = [], []
     worker_done = threading.Event()
 
@@ -166,7 +166,8 @@ def test_a_planar_frame_is_never_converted_whole(segmenter, monkeypatch):
     """The point of the planar path: no whole-frame RGB conversion, in the work phase (the network
     input comes from the working-size image or the crop alone) or in the fused pass."""
     frames = planar_frames("office-desk-960x540.mp4", 6, (1920, 1080))
-    pipe = Pipeline(background=str(shared_path("backgrounds", "porch-691330_1280.jpg")), segmenter=segmenter)
+    pipe = Pipeline(background=str(shared_path("backgrounds", "porch-691330_1280.jpg")), segmenter=segmenter,
+                    relight=0.0)  # relight looks at the new background before the blend: the unfused path
 
     def whole(self):
         raise AssertionError("the whole frame was converted to RGB")
