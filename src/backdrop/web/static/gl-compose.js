@@ -1,15 +1,16 @@
 // The one full-size pass: the refined alpha (A * grey + b, gl-refine.js), the foreground with
 // the old room's colour taken out of the edge (decontamination: F = (I - (1 - a) B_room) / a,
 // B_room from the person-free blur of gl-blur.js, as compose/foreground.py estimates it),
-// the touch-up change (gl-touchup.js), the blend I = a F + (1 - a) B, and light wrap screened on
+// the touch-up change (gl-touchup.js), the relight (gl-relight.js), the blend I = a F + (1 - a) B, and light wrap screened on
 // the rim. Presenter mode places the camera frame (scaled) over the slide; transparent writes the
 // alpha into the canvas. Each combination of features is its own compiled variant, so a frame
 // pays only for the texture fetches it uses.
 "use strict";
 import { variant, draw } from "./gl.js";
 import { ALPHA_GLSL, BACKGROUND_GLSL, KINDS, backgroundInputs } from "./gl-background.js";
+import { RELIGHT_GLSL } from "./gl-relight.js";
 
-const FRAG = ALPHA_GLSL + BACKGROUND_GLSL + `
+const FRAG = ALPHA_GLSL + BACKGROUND_GLSL + RELIGHT_GLSL + `
 uniform sampler2D touch;     // touch-up change W, added as strength * alpha * W
 uniform float touchUp;
 uniform sampler2D room;      // the person-free blur of the camera's own room (premultiplied)
@@ -47,6 +48,9 @@ void main() {
 #if TOUCH
   if (a > 0.002) F = clamp(F + touchUp * a * texture(touch, p).rgb, 0.0, 1.0);
 #endif
+#if RELIGHT
+  if (a > 0.002) F = relight(F, I, p);  // gl-relight.js: the lift and the look of stages/relight.py
+#endif
 #if KIND == 3
   outColor = vec4(F, a);
 #elif KIND == 5
@@ -69,16 +73,19 @@ void main() {
 export function makeCompose(gl) {
   return (inputs) => {
     const { frameTex, touch, touchUp, coeffs, refine, bg, room, wrap, wrapStrength, effect, decontaminate,
-      place, outW, outH, frameW, frameH } = inputs;
+      place, outW, outH, frameW, frameH, relight } = inputs;
     const kind = KINDS[bg.kind] ?? 0;
     const prog = variant(gl, FRAG, {
       EFFECT: effect, KIND: kind, REFINE: refine, DECONTAMINATE: Boolean(decontaminate && room),
       TOUCH: Boolean(touch && touchUp > 0), WRAP: Boolean(wrap && wrapStrength > 0 && kind !== 4),
+      RELIGHT: Boolean(relight),
     });
     draw(gl, prog, null, {
       frame: frameTex, coeffs, touch: touch || coeffs, touchUp: touchUp || 0, room: room || coeffs,
       wrap: wrap || coeffs, ...backgroundInputs(bg), wrapStrength: wrapStrength || 0,
       place: place || [1, 0, 0], outSize: [outW, outH], frameSize: [frameW, frameH],
+      ...(relight ? { relightLift: relight.lift, relightLook: relight.look, denoise: relight.denoise,
+        frameTexel: [1 / frameW, 1 / frameH] } : {}),
     });
   };
 }

@@ -1,7 +1,7 @@
 // The on-device pipeline on the GPU: one pass per Python stage, in the order the server declares
 // (GET /config "pipeline", made from stages/__init__.py's STAGES by engine/declaration.py): network
 // matte -> temporal fusion -> guided refinement -> decontamination (the person-free room blur) ->
-// touch-up -> light wrap -> compose. The pass list, the option defaults and the constants the
+// touch-up -> relight -> light wrap -> compose. The pass list, the option defaults and the constants the
 // shaders share with Python (temporal's motion thresholds, the guided filter's radius and eps)
 // all come from that declaration; a declared stage with no pass here is listed as server-only.
 // Nothing is read back: the camera frame goes in as a texture, the result is drawn into the
@@ -13,6 +13,7 @@ import { makeRefine } from "./gl-refine.js";
 import { makeBlur } from "./gl-blur.js";
 import { makeWrap } from "./gl-wrap.js";
 import { makeTouchUp } from "./gl-touchup.js";
+import { makeRelight } from "./gl-relight.js";
 import { makeCompose } from "./gl-compose.js";
 import { makeInput } from "./gl-input.js";
 import { fitPicture } from "./gl-background.js";
@@ -44,6 +45,10 @@ const PASSES = {
   },
   touch_up(p, ctx, s) {
     if (s.effect && s.touch_up > 0) ctx.touch = p.touchUp(p.frameTex, ctx.w, ctx.h);
+  },
+  relight(p, ctx, s, c) {  // the work is done once the background is known (below)
+    const k = s.relight;  // the slider, which starts from --colour-match when the server was given that old name
+    if (s.effect && k > 0) ctx.relight = { strength: k, constants: c };
   },
   light_wrap(p, ctx, s) {
     if (s.effect && s.light_wrap > 0 && s.kind !== "presenter" && s.kind !== "transparent") ctx.wrapWanted = true;
@@ -81,6 +86,7 @@ export class GpuPipeline {
     this.blur = makeBlur(gl, this.targets);
     this.wrap = makeWrap(gl, this.targets);
     this.touchUp = makeTouchUp(gl, this.targets);
+    this.relight = makeRelight(gl, this.targets);
     this.compose = makeCompose(gl);
     this.input = makeInput(gl, this.targets);
     this.frameTex = null; this.maskTex = null; this.pictureTex = null; this.picture = null;
@@ -88,7 +94,7 @@ export class GpuPipeline {
     this.ms = {};
   }
 
-  reset() { this.first = true; }
+  reset() { this.first = true; this.relight.reset(); }
 
   // wait for the GPU: a one-pixel read-back (Chrome's finish() does not wait for SwiftShader)
   sync() {
@@ -100,6 +106,8 @@ export class GpuPipeline {
   setPicture(source, width, height) {
     // an uploaded image, a video frame or a rendered slide; stays on the GPU until replaced
     this.pictureTex = upload(this.gl, this.pictureTex, source, width, height);
+    if (source !== this.pictureSource) this.pictureCount = (this.pictureCount || 0) + 1;  // a new picture, not a video's next frame
+    this.pictureSource = source;
     this.picture = { width, height };
   }
 
@@ -132,7 +140,7 @@ export class GpuPipeline {
     const scale = WORK_SIZE / Math.max(w, h);
     const ctx = { w, h, ww: Math.max(8, Math.round(w * scale)), wh: Math.max(8, Math.round(h * scale)),
       mask: this.maskTex, matte: null, coeffs: null, refined: false, decontaminate: false, touch: null,
-      wrapWanted: false };
+      wrapWanted: false, relight: null };
     for (const st of this.passes) {
       const pass = PASSES[st.web];
       if (!pass) continue;
@@ -168,12 +176,21 @@ export class GpuPipeline {
     const touch = ctx.touch;
     const wrap = ctx.wrapWanted ? this.wrap(this.frameTex, coeffs, refine, bg, w, h) : null;
     t0 = lap("light_wrap", t0);
+    let relight = null;
+    if (ctx.relight) {  // taken at once when the background changes (kind, colour, blur, picture)
+      const c = ctx.relight.constants;
+      const key = [bg.kind, String(bg.colour), s.blur, this.pictureCount || 0].join("|");
+      relight = this.relight(this.frameTex, coeffs, refine, bg, w, h, ctx.relight.strength, c, key !== this.relightKey);
+      relight.denoise = [c.denoise_from, c.denoise_sigma, c.denoise_space];
+      this.relightKey = key;
+      t0 = lap("relight", t0);
+    }
     if (this.canvas.width !== outW || this.canvas.height !== outH) {
       this.canvas.width = outW; this.canvas.height = outH;
     }
     this.compose({ frameTex: this.frameTex, touch, touchUp: s.touch_up, coeffs, refine, bg, room, wrap,
       wrapStrength: s.light_wrap, effect: s.effect, decontaminate: ctx.decontaminate,
-      place: place ? place(outW, outH) : null, outW, outH, frameW: w, frameH: h });
+      place: place ? place(outW, outH) : null, outW, outH, frameW: w, frameH: h, relight });
     gl.flush();
     lap("compose", t0);
     return performance.now() - t;

@@ -52,7 +52,7 @@ function readSettings() {
     kind: state.kindOverride || (mode === "image" && !state.hasPicture ? "blur" : mode),
     blur: Number($("blur").value), colour: $("colour").value, colourRgb: hexRgb($("colour").value),
     place: null, ...state.tuning,
-    touch_up: Number($("touch-up").value), light_wrap: Number($("light-wrap").value),
+    touch_up: Number($("touch-up").value), light_wrap: Number($("light-wrap").value), relight: Number($("relight").value),
   };
 }
 
@@ -112,6 +112,7 @@ function wire(pipeline, slides, publisher, canvasStream) {
     if (patch.effect !== undefined) $("effect").checked = patch.effect;
     if (patch.touch_up !== undefined) $("touch-up").value = patch.touch_up;
     if (patch.light_wrap !== undefined) $("light-wrap").value = patch.light_wrap;
+    if (patch.relight !== undefined) $("relight").value = patch.relight;
     changed();
     return true;
   };
@@ -162,6 +163,7 @@ export async function startLocal(config) {
   state.tuning = declaredSettings(decl);
   $("touch-up").value = state.tuning.touch_up ?? 0;
   $("light-wrap").value = state.tuning.light_wrap ?? 0;
+  $("relight").value = state.tuning.colour_match || state.tuning.relight || 0;  // colour_match: its old name
   const pipeline = new GpuPipeline(canvas, decl);
   state.passes = pipeline.passes.map((st) => st.name);
   state.serverOnly = pipeline.serverOnly;
