@@ -1,4 +1,4 @@
-"""``backdrop train {fit,export,adapt,label,info}``: train, export and adapt our own students.
+"""``backdrop train {fit,export,adapt,label,relight,info}``: train, export and adapt our own students.
 
 Thin wrappers over :mod:`backdrop.train`; nothing here imports torch until a sub-command runs,
 so ``backdrop --help`` works without the ``[train]`` extra (a sub-command that needs torch says
@@ -66,6 +66,20 @@ def register(sub) -> None:
     lb.add_argument("--quiet", "-q", action="store_true")
     lb.set_defaults(func=run_label)
 
+    r = tsub.add_parser("relight", help="fit the tiny learned estimate of --relight's correction (issue 23)",
+                        description="Fit a two-layer perceptron from person and background statistics to the relight "
+                                    "stage's look (exposure, white balance, contrast, saturation) on perturbed "
+                                    "portraits of the tuning split (the held-out photos never take part). Writes "
+                                    "config.json, log.csv and relight.json into --out. See docs/training.md.")
+    r.add_argument("--data", action="append", required=True, metavar="DIR",
+                   help="a folder of photos (images/) and their alphas (masks/), repeatable")
+    r.add_argument("--out", default="runs/relight", help="run folder (default runs/relight)")
+    r.add_argument("--epochs", type=int, default=300, help="full-batch steps (default 300)")
+    r.add_argument("--per-photo", type=int, default=12, help="perturbed pairs per photo (default 12)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--quiet", "-q", action="store_true")
+    r.set_defaults(func=run_relight)
+
     i = tsub.add_parser("info", help="model size (parameters, FLOPs), data splits, held-out scores")
     i.add_argument("config", nargs="?", help="training config (default: built-in defaults)")
     i.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
@@ -126,6 +140,21 @@ def run_export(args) -> int:
         r = parity(model, path, _images(args.check))
         print(f"backdrop: parity on {r['images']} images: max abs diff {r['max_abs_diff']:.2e}, "
               f"batch output {r['batch_shape']}", file=sys.stderr)
+    return 0
+
+
+def run_relight(args) -> int:
+    from ..errors import OptionError
+    from ..train import require_torch
+
+    if args.epochs < 1 or args.per_photo < 1:
+        raise OptionError("--epochs and --per-photo must be 1 or more")
+    require_torch()
+    from ..train.relight import RelightTrainConfig, fit_relight
+
+    cfg = RelightTrainConfig(data=list(args.data), out=args.out, epochs=args.epochs, per_photo=args.per_photo,
+                             seed=args.seed)
+    print(json.dumps(fit_relight(cfg, quiet=args.quiet), indent=2))
     return 0
 
 
