@@ -18,7 +18,7 @@ import sys
 from . import __version__
 from .errors import BackdropError, OptionError, Terminated, defer_stop, escape_controls, note_stop
 
-COMMANDS = ["video", "image", "models", "sample", "eval", "bench", "camera", "serve", "train", "batch"]
+COMMANDS = ["video", "image", "upscale", "models", "sample", "eval", "bench", "camera", "serve", "train", "batch"]
 
 
 class Parser(argparse.ArgumentParser):
