@@ -97,38 +97,52 @@ def quality(clip: Path, *, frames: int = 60, every: int = 4, calls=CALLS, method
             "calls": rows, "mean": mean}
 
 
-def _best_ms(fn: Callable[[], Any], reps: int) -> dict[str, float]:
-    fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
+def _interleaved(fns: dict[str, Callable[[], Any]], reps: int) -> dict[str, dict[str, float]]:
+    """min and median ms of each function over ``reps`` rounds, the functions taking turns in
+    every round: on a shared machine the load changes by the second, and taking turns gives
+    each the same share of it (sequential runs would compare different minutes)."""
+    for fn in fns.values():
         fn()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return {"min": round(min(times), 2), "median": round(float(np.median(times)), 2)}
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t0) * 1000.0)
+    return {k: {"min": round(min(v), 2), "median": round(float(np.median(v)), 2)} for k, v in times.items()}
 
 
 def speed(frame: np.ndarray, *, reps: int = 30, methods=METHODS, backends=("onnxruntime", "opencv"),
           numpy_reps: int = 2) -> dict[str, Any]:
-    """ms per frame upscaling RGB ``frame`` x2 (min and median of ``reps``), per method and
-    per backend of the network; with the load average before and after."""
+    """ms per frame upscaling RGB ``frame`` x2 (min and median of ``reps``, all candidates taking
+    turns), per method and per backend of the network; with the load average before and after."""
     from ..planar import Planar
 
     load_before = os.getloadavg()
     y = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420)[:frame.shape[0]]
-    out: dict[str, Any] = {"size": [frame.shape[1], frame.shape[0]], "methods": {}, "ours": {}}
-    for m in methods:
-        if m == "ours":
-            continue
-        fn = method(m)
-        out["methods"][m] = _best_ms(lambda fn=fn: fn(y), reps if m in _CV else max(2, reps // 10))
     planar = Planar.from_rgb(frame) if frame.shape[0] % 2 == 0 and frame.shape[1] % 2 == 0 else None
-    for backend in (*backends, "numpy"):
-        up = Upscaler(backend=backend)
-        n = numpy_reps if backend == "numpy" else reps
-        row = {"net": _best_ms(lambda: up.net.residual(y), n), "rgb": _best_ms(lambda: up.rgb(frame), n)}
+    fns: dict[str, Callable[[], Any]] = {}
+    for m in methods:
+        if m in _CV:
+            fns[f"method:{m}"] = (lambda fn=method(m): fn(y))
+    ups = {b: Upscaler(backend=b) for b in backends}
+    for b, up in ups.items():
+        fns[f"{b}:net"] = lambda up=up: up.net.residual(y)
+        fns[f"{b}:rgb"] = lambda up=up: up.rgb(frame)
         if planar is not None:
-            row["planar"] = _best_ms(lambda: up.planar(planar), n)
-        out["ours"][backend] = row
+            fns[f"{b}:planar"] = lambda up=up: up.planar(planar)
+    got = _interleaved(fns, reps)
+    slow = {f"method:{m}": (lambda fn=method(m): fn(y)) for m in methods if m not in _CV and m != "ours"}
+    numpy_up = Upscaler(backend="numpy")
+    slow.update({"numpy:net": lambda: numpy_up.net.residual(y), "numpy:rgb": lambda: numpy_up.rgb(frame)})
+    got.update(_interleaved(slow, numpy_reps))
+    out: dict[str, Any] = {"size": [frame.shape[1], frame.shape[0]], "methods": {}, "ours": {}}
+    for key, v in got.items():
+        kind, name = key.split(":")
+        if kind == "method":
+            out["methods"][name] = v
+        else:
+            out["ours"].setdefault(kind, {})[name] = v
     out["load_before"], out["load_after"] = [round(x, 2) for x in load_before], [round(x, 2) for x in os.getloadavg()]
     return out
 

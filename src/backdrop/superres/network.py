@@ -119,6 +119,9 @@ class LumaNet:
 
             so = ort.SessionOptions()
             so.intra_op_num_threads, so.inter_op_num_threads = max(1, int(threads)), 1
+            # no spin-waiting between the small convolutions: on two shared cores, and beside the
+            # decode and encode threads of a file job, a spinning thread only takes their CPU
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             so.log_severity_level = 3
             self._session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         elif backend == "opencv":
