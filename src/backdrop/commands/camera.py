@@ -79,6 +79,10 @@ def run(args) -> int:
 
     options = pipeline_options(args)
     upscale = upscale_of(args)
+    if upscale:
+        from ..superres.frames import check_size
+
+        check_size(args.width, args.height, upscale)  # an 8K camera x2: one line, before the light
     settings = LiveSettings(effect=not args.no_effect, background=background_from_args(args),
                             model=options.model, mirror=args.mirror)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(f"backdrop: {msg}", file=sys.stderr))
