@@ -30,6 +30,7 @@ import numpy as np
 
 from .degrade import call_degrade, crop_even
 from .frames import Upscaler
+from .network import DEFAULT_BACKEND
 from .fsr import fsr1_2x
 
 HELD_OUT = ("clips", "talking-portrait-720x1280.mp4")
@@ -112,7 +113,7 @@ def _interleaved(fns: dict[str, Callable[[], Any]], reps: int) -> dict[str, dict
     return {k: {"min": round(min(v), 2), "median": round(float(np.median(v)), 2)} for k, v in times.items()}
 
 
-def speed(frame: np.ndarray, *, reps: int = 30, methods=METHODS, backends=("onnxruntime", "opencv"),
+def speed(frame: np.ndarray, *, reps: int = 30, methods=METHODS, backends=("opencv", "onnxruntime"),
           numpy_reps: int = 2) -> dict[str, Any]:
     """ms per frame upscaling RGB ``frame`` x2 (min and median of ``reps``, all candidates taking
     turns), per method and per backend of the network; with the load average before and after."""
@@ -164,10 +165,12 @@ def markdown(q: dict[str, Any], sp: dict[str, Any] | None = None, page_ms: dict[
         if sp is None:
             cells.append("")
         elif m == "ours":
-            best = min(sp["ours"].items(), key=lambda kv: kv[1]["rgb"]["min"])
-            cells.append(f"{best[1]['rgb']['min']:.1f} (RGB, {best[0]}); {best[1].get('planar', {}).get('min', float('nan')):.1f} (I420)")
+            row = sp["ours"][DEFAULT_BACKEND]
+            cells.append(f"{row['rgb']['median']:.1f} RGB / {row['planar']['median']:.1f} I420 (median; min "
+                         f"{row['rgb']['min']:.1f} / {row['planar']['min']:.1f})" if "planar" in row
+                         else f"{row['rgb']['median']:.1f} RGB (median; min {row['rgb']['min']:.1f})")
         else:
-            cells.append(f"{sp['methods'][m]['min']:.1f} (Y only)")
+            cells.append(f"{sp['methods'][m]['median']:.1f} (Y only)")
         if page_ms:
             cells.append(f"{page_ms[m]:.1f}" if m in page_ms else "")
         lines.append("| " + " | ".join(cells) + " |")

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import InputError, OptionError
 from ..planar import Planar
-from .network import LumaNet, SRWeights
+from .network import DEFAULT_BACKEND, LumaNet, SRWeights
 
 TRAINED_SCALES = (2,)
 MAX_OUTPUT_PIXELS = 7680 * 4320
@@ -55,7 +55,7 @@ class Upscaler:
     :class:`Planar` at twice the size. One instance is not meant for two threads at once; the
     ``lock`` serialises callers that share one (the default instance of :func:`upscale`)."""
 
-    def __init__(self, scale: int = 2, *, backend: str = "onnxruntime", threads: int = 2,
+    def __init__(self, scale: int = 2, *, backend: str = DEFAULT_BACKEND, threads: int = 2,
                  weights: SRWeights | None = None):
         self.scale = check_scale(scale)
         self.net = LumaNet(weights, backend=backend, threads=threads)

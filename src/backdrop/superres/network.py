@@ -6,10 +6,12 @@ The weights live in ``backdrop/models/weights/`` inside the package (Apache-2.0,
 - ``sr-x2.npz``: the convolution weights (OIHW float32) and biases, and ``meta`` (JSON: scale,
   radius, channels). The one source of the numbers: the page gets them from it as JSON
   (:func:`weights_json`), the tests check the ONNX file against it.
-- ``sr-x2.onnx``: the same network as a graph, which ONNX Runtime runs. Measured against
-  OpenCV's ``cv2.dnn`` on the same file and against plain NumPy convolutions (``backdrop bench``
-  / ``benchmarks/upscale.py``; numbers in docs/benchmarks.md), ONNX Runtime with two threads
-  was the fastest on this machine, so it is what :class:`LumaNet` uses.
+- ``sr-x2.onnx``: the same network as a graph, which OpenCV's ``cv2.dnn`` runs by default.
+  Measured on the same file, the candidates taking turns (``backdrop bench --upscale``), one
+  640x360 -> 1280x720 RGB frame on the 2 shared cores at load average 3: ``cv2.dnn`` median
+  29.5 ms (min 23.2), ONNX Runtime 36.9 ms with two threads (min 22.4) and 32.6 ms with one
+  (min 31.4), plain NumPy convolutions ~100 ms. ONNX Runtime's best case is as good, but its
+  typical frame is slower when other work shares the cores; ``backend="onnxruntime"`` picks it.
 
 Input of the graph: the Y plane (BT.601 limited range, as the codec delivers it) as float32 in
 [0, 1], padded by ``radius`` pixels of edge replication, shape (1, 1, H+2r, W+2r). Output: the
@@ -31,6 +33,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "models" / "weights"
 DEFAULT_MODEL = "sr-x2"
 INPUT_NAME, OUTPUT_NAME = "y", "residual"
 BACKENDS = ("onnxruntime", "opencv", "numpy")
+DEFAULT_BACKEND = "opencv"  # the measurement above
 
 
 def save_weights(path: Path, layers: list[tuple[np.ndarray, np.ndarray]], meta: dict) -> Path:
@@ -106,7 +109,7 @@ def numpy_residual(weights: SRWeights, padded: np.ndarray) -> np.ndarray:
 class LumaNet:
     """Runs the network on uint8 Y planes: ``residual(y)`` -> float32 (2H, 2W) in levels."""
 
-    def __init__(self, weights: SRWeights | None = None, *, backend: str = "onnxruntime", threads: int = 2):
+    def __init__(self, weights: SRWeights | None = None, *, backend: str = DEFAULT_BACKEND, threads: int = 2):
         self.weights = weights or SRWeights.load()
         self.backend = backend
         if backend not in BACKENDS:
@@ -144,4 +147,4 @@ class LumaNet:
         return out * np.float32(255.0)
 
 
-__all__ = ["BACKENDS", "DEFAULT_MODEL", "LumaNet", "SRWeights", "WEIGHTS_DIR", "numpy_residual", "save_weights"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "DEFAULT_MODEL", "LumaNet", "SRWeights", "WEIGHTS_DIR", "numpy_residual", "save_weights"]
