@@ -7,6 +7,7 @@ import { createSegmenter } from "./segment.js";
 import { Slides, presenterPlacement, trackBox } from "./slides.js";
 import { Publisher, Recorder } from "./publish.js";
 import { RoiTracker, cropUv, personBox } from "./roi.js";
+import { UpscaleView, fetchWeights } from "./gl-upscale.js";
 
 const $ = (id) => document.getElementById(id);
 const FPS = 30;
@@ -42,7 +43,9 @@ state.stats = () => {
   return { where: "browser", fps: Math.round(fps * 10) / 10, frame_ms_p50: pct(state.times, 0.5),
     frame_ms_p95: pct(state.times, 0.95), frames: state.frames, runtime: state.runtime, model: state.model,
     stages_ms: Object.fromEntries(Object.entries(state.ms).map(([k, v]) => [k, Math.round(v * 10) / 10])),
-    viewers: state.viewers, passes: state.passes, server_only: state.serverOnly };
+    viewers: state.viewers, passes: state.passes, server_only: state.serverOnly,
+    half_size: Boolean(state.publisher && state.publisher.halfSize),
+    ...(state.preview ? { upscale: state.preview.on, upscale_stats: state.preview.view.stats() } : {}) };
 };
 
 function readSettings() {
@@ -115,6 +118,19 @@ function wire(pipeline, slides, publisher, canvasStream) {
     changed();
     return true;
   };
+  // send at half size (viewers upscale), and the preview x2 through the network on this GPU
+  state.publisher = publisher;
+  state.setHalfSize = (on) => { $("half-size").checked = on; return publisher.setHalfSize(on); };
+  $("half-size").addEventListener("change", (e) => publisher.setHalfSize(e.target.checked));
+  state.setPreviewUpscale = async (on) => {
+    $("preview-upscale").checked = on;
+    if (on && !state.preview) state.preview = { on: false, view: new UpscaleView($("output-up"), await fetchWeights()) };
+    if (state.preview) state.preview.on = on;
+    $("output-up").hidden = !on;
+    $("output").classList.toggle("behind", on);  // still drawn and streamed, just not shown
+  };
+  $("preview-upscale").addEventListener("change", (e) => state.setPreviewUpscale(e.target.checked)
+    .catch((err) => showError(`upscale: ${err.message || err}`)));
   const recorder = new Recorder(canvasStream);
   $("record").addEventListener("click", async () => {
     if (!recorder.recording) { recorder.start(); $("record").textContent = "stop recording"; return; }
@@ -206,6 +222,11 @@ export async function startLocal(config) {
       }
       pipeline.run(w, h, m.mask, m.width, m.height, s);
       Object.assign(state.ms, pipeline.ms);
+      if (state.preview && state.preview.on) {
+        state.preview.view.draw(canvas, canvas.width, canvas.height);
+        const up = state.preview.view.stats().pass_ms_p50;
+        if (up !== null) state.ms.upscale = up;
+      } else delete state.ms.upscale;
       state.frames += 1;
       keep(state.times, performance.now() - t0);
       keep(state.history, { total: performance.now() - t0, ...state.ms }, 30);
@@ -222,5 +243,7 @@ export async function startLocal(config) {
       `${st.frame_ms_p95 ?? "–"} ms p95 (${stages}) · ${st.runtime}`;
     publisher.report({ fps: st.fps, frame_ms_p50: st.frame_ms_p50 ?? 0, frames: st.frames });
   }, 1000);
+  if (params.get("half") === "1") state.setHalfSize(true);
+  if (params.get("upscale") === "1") state.setPreviewUpscale(true).catch((e) => showError(String(e)));
   setStatus(`processing on this device (${segmenter.runtime})`);
 }
