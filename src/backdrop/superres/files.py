@@ -49,8 +49,8 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: int = 2, crf: int 
         if reader.coded_width and reader.coded_height:
             check_size(reader.coded_width, reader.coded_height, scale)
         up = upscaler or Upscaler(scale)
-        settings = EncodeSettings(rate=reader.rate, time_base=reader.time_base, kind="rgb", crf=crf, preset=preset,
-                                  audio_from=src if keep_audio and reader.has_audio else None)
+        settings = EncodeSettings(rate=reader.rate, time_base=reader.time_base, pixel_format="rgb", crf=crf,
+                                  preset=preset, audio_from=src if keep_audio and reader.has_audio else None)
         w, h = reader.size
 
         def stream(frames):
