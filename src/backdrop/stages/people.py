@@ -201,8 +201,23 @@ class PeopleStage(Stage):
         self.last_grey = self.last_matte = None
 
 
+def _constants() -> dict:
+    """The numbers the page's person tracker (web/static/people.js, gl-people.js) shares with this
+    stage, the tracker and the models: declared here once, sent by GET /config."""
+    from ..models import pose, ssd
+    from ..tracking import people as tracking
+
+    return {"detector_size": pose.POSE_DETECTOR.size, "detector_strides": list(pose.POSE_DETECTOR.strides),
+            "detector_score": pose.POSE_DETECTOR.min_score, "nms_iou": ssd.NMS_IOU, "crop": pose.CROP,
+            "heatmap": pose.HEATMAP, "presence": pose.PRESENCE, "agree": AGREE, "min_mask": tracking.MIN_MASK,
+            "paint_grow": tracking.PAINT_GROW, "closeup_in": tracking.CLOSEUP[0], "closeup_out": tracking.CLOSEUP[1],
+            "same_person": tracking.SAME_PERSON, "rotated_score": tracking.ROTATED_SCORE, "merge": tracking.MERGE,
+            "aux_filter": list(tracking.AUX_FILTER), "body_filter": list(tracking.BODY_FILTER),
+            "closeup_margin": CLOSEUP_MARGIN, "reach": REACH, "gate": GATE}
+
+
 STAGE = StageSpec(
-    name="people", phase="network", make=PeopleStage, on_skipped=True,
+    name="people", phase="network", make=PeopleStage, on_skipped=True, web="people", constants=_constants(),
     reads=("work_frame", "work_grey", "size"), writes=("work_matte", "people"),
     summary="whole bodies, several people, any pose: the pose models find and follow each person, "
             "BlazePose's mask in an upright crop around each, the selfie network as a second opinion",

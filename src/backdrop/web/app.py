@@ -344,10 +344,10 @@ class BackdropServer:
 def local_files():
     """The fetched browser packages and the browser-runnable cached models (nothing fetched here:
     ``backdrop serve`` fetches before it starts, so a server never waits on the network)."""
-    from ..models.registry import KNOWN_MODELS, cached_path, is_cached
+    from ..models.registry import DEFAULT_FETCH, cached_path, is_cached
     from .npm import is_fetched
-    from .packages import BROWSER_MODELS, WEB_PACKAGES
+    from .packages import BROWSER_MODELS, TRACKER_MODELS, WEB_PACKAGES
 
     packages = [p for p in WEB_PACKAGES if is_fetched(p)]
-    models = {n: cached_path(n) for n in BROWSER_MODELS if n in KNOWN_MODELS and is_cached(n)}
+    models = {n: cached_path(n) for n in (*BROWSER_MODELS, *TRACKER_MODELS) if n in DEFAULT_FETCH and is_cached(n)}
     return packages, models
