@@ -4,6 +4,7 @@
     python benchmarks/harmonize.py --flicker            # + every shared clip (first 150 frames each)
     python benchmarks/harmonize.py --learned runs/relight/relight.json   # + the learned estimate
     python benchmarks/harmonize.py --tune lift_below=-1.5,-1.0 lift_gain=1.5,2.0   # a grid, tuning photos only
+    python benchmarks/harmonize.py --cost               # what relight on costs a 720p file job (ms/frame)
 
 Photos: portraits-soft (20) and portraits-removebg (290) with their true mattes, each perturbed
 five ways and scored unperturbed (``backdrop eval --harmonize``, ``evaluate/harmonize.py``).
@@ -151,18 +152,42 @@ def flicker(root: Path, frames: int) -> list[dict]:
     return rows
 
 
+def cost(root: Path, frames: int, rounds: int = 3) -> dict:
+    """ms/frame of the default pipeline (``Pipeline(frame)``, a file job's call) on the 720x1280
+    portrait clip over the lake, relight 0 and 1 interleaved in one sitting: with relight on, a
+    frame takes the unfused path (the stage looks at the background before the blend)."""
+    beach = read_image(root / "backgrounds-extra" / "unsplash-paysage_2.jpg")
+    clip = [f.image for i, f in zip(range(frames), VideoReader(root / "clips" / "talking-portrait-720x1280.mp4"))]
+    times: dict[float, list[float]] = {0.0: [], 1.0: []}
+    for _ in range(rounds):
+        for strength in times:
+            pipe = Pipeline(background=beach, options=PipelineOptions(relight=strength, quiet=True))
+            pipe(clip[0])  # warm-up
+            t0 = time.perf_counter()
+            for f in clip[1:]:
+                pipe(f)
+            times[strength].append(1000 * (time.perf_counter() - t0) / (len(clip) - 1))
+            pipe.close()
+    off, on = float(np.median(times[0.0])), float(np.median(times[1.0]))
+    log(f"720x1280, {frames} frames x {rounds} rounds: relight 0 {off:.1f} ms/frame, relight 1 {on:.1f} (x{on / off:.2f})")
+    return {"relight_0_ms": off, "relight_1_ms": on, "ratio": on / off, "rounds": times}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--flicker", action="store_true", help="also the flicker of the correction on every shared clip")
     ap.add_argument("--frames", type=int, default=150, help="frames per clip for --flicker (default 150)")
     ap.add_argument("--learned", metavar="JSON", help="also score a learned estimate (train relight's relight.json)")
     ap.add_argument("--tune", nargs="+", metavar="NAME=V1,V2", help="grid-search RelightConstants on the tuning photos")
+    ap.add_argument("--cost", action="store_true", help="only: ms/frame of a 720p file job, relight 0 vs 1")
     ap.add_argument("--json", metavar="FILE", help="write every number as JSON")
     args = ap.parse_args(argv)
     root = shared_root()
     load0 = Path("/proc/loadavg").read_text().split()[:3]
     out: dict = {}
-    if args.tune:
+    if args.cost:
+        out["cost"] = cost(root, args.frames)
+    elif args.tune:
         grid = {k: [float(v) for v in vals.split(",")] for k, _, vals in (t.partition("=") for t in args.tune)}
         out["tune"] = tune(root, grid)
         print(json.dumps(out["tune"][:3], indent=1))
