@@ -77,6 +77,7 @@ def register(sub) -> None:
     r.add_argument("--epochs", type=int, default=300, help="full-batch steps (default 300)")
     r.add_argument("--per-photo", type=int, default=12, help="perturbed pairs per photo (default 12)")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--limit", type=int, help="the first N photos of each folder (a quick look)")
     r.add_argument("--quiet", "-q", action="store_true")
     r.set_defaults(func=run_relight)
 
@@ -156,13 +157,13 @@ def run_relight(args) -> int:
     from ..errors import OptionError
     from ..train import require_torch
 
-    if args.epochs < 1 or args.per_photo < 1:
-        raise OptionError("--epochs and --per-photo must be 1 or more")
+    if args.epochs < 1 or args.per_photo < 1 or (args.limit is not None and args.limit < 1):
+        raise OptionError("--epochs, --per-photo and --limit must be 1 or more")
     require_torch()
     from ..train.relight import RelightTrainConfig, fit_relight
 
     cfg = RelightTrainConfig(data=list(args.data), out=args.out, epochs=args.epochs, per_photo=args.per_photo,
-                             seed=args.seed)
+                             seed=args.seed, limit=args.limit)
     print(json.dumps(fit_relight(cfg, quiet=args.quiet), indent=2))
     return 0
 
