@@ -2,6 +2,7 @@
 
     python benchmarks/harmonize.py                      # fMSE / PSNR tables: all, tuning, held-out
     python benchmarks/harmonize.py --flicker            # + every shared clip (first 150 frames each)
+    python benchmarks/harmonize.py --no-table --flicker --frames 60   # the flicker alone, shorter
     python benchmarks/harmonize.py --learned runs/relight/relight.json   # + the learned estimate
     python benchmarks/harmonize.py --tune lift_below=-1.5,-1.0 lift_gain=1.5,2.0   # a grid, tuning photos only
     python benchmarks/harmonize.py --cost               # what relight on costs a 720p file job (ms/frame)
@@ -16,7 +17,8 @@ Flicker: the default pipeline (relight on) composites each clip over a bright ph
 (``backgrounds-extra/unsplash-paysage_2.jpg``), as shot and made dark and noisy (2 stops down,
 3 levels of noise: the lift works); per frame the correction the stage applied is put through a
 fixed palette of 12 colours (greys and skin tones) and the frame-to-frame change of the corrected
-palette is the flicker (levels: mean and largest step), the range over the clip its drift.
+palette is the flicker (levels: mean and largest step), the range over the clip its drift, from the
+first frame with a person (that frame takes its correction at once, as on a new background).
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ from backdrop.evaluate.harmonize import (fmse, format_harmonize_report, harmoniz
                                          methods, score_cases, summarize)
 from backdrop.evaluate.perturb import perturb_person  # noqa: E402
 from backdrop.evaluate.report import EvalReport  # noqa: E402
-from backdrop.evaluate.sources import iter_people  # noqa: E402
 from backdrop.io.image import read_image  # noqa: E402
 from backdrop.io.video import VideoReader  # noqa: E402
 
@@ -56,24 +57,51 @@ PALETTE = np.uint8([[[g, g, g] for g in (32, 64, 96, 128, 160, 192, 224)]
 TUNE_SIDE = 160
 
 
-def people(root: Path):
-    """(name, photo, alpha) of both sets; names are file stems, as ``backdrop eval --harmonize``
-    sees them (the held-out split is a hash of the stem)."""
+def people(root: Path, part: tuple[int, int] = (0, 1)):
+    """(name, photo, alpha) of both sets; names are ``SET/stem``, as ``backdrop eval --harmonize``
+    names them (``evaluate.harmonize.named_people``: the held-out split is a hash of the name). ``part`` (k, n): every n-th pair from
+    the k-th, chosen before any is read (one share of a parallel run)."""
+    from backdrop.evaluate.sources import fit_truth, match_pairs, read_truth
+
+    i = 0
     for name in SETS:
-        yield from iter_people(root / name / "images", root / name / "masks")
+        pairs, _, _ = match_pairs(root / name / "images", root / name / "masks")
+        for stem, img_path, gt_path in pairs:
+            i += 1
+            if (i - 1) % part[1] != part[0]:
+                continue
+            image = read_image(img_path)
+            yield f"{name}/{stem}", image, fit_truth(read_truth(gt_path)[0], image.shape, gt_path.name)
 
 
-def table(root: Path, learned: str | None) -> EvalReport:
+def runs_of(learned: str | None) -> dict:
+    """The four methods, the stage's lift alone (the look's gains 0: what the look adds) and, with
+    ``learned``, the stage with the learned look."""
     runs = methods()
+    lift_only = replace(RelightConstants(), gain_lum=0, gain_warm=0, gain_green=0, gain_spread=0, gain_chroma=0)
+    runs["relight_lift_only"] = lambda image, alpha: blend(image, relight_once(image, alpha, image, lift_only), alpha)
     if learned:
         from backdrop.compose.relight_learned import LearnedLook
 
         estimator = LearnedLook(learned)
         runs["relight_learned"] = lambda image, alpha: blend(image, relight_once(image, alpha, image,
                                                                                  estimator=estimator), alpha)
+    return runs
+
+
+def _share(job: tuple[str, str | None, int, int]) -> list[dict]:
+    root, learned, k, n = job
+    return score_cases(harmonize_cases(people(Path(root), (k, n))), runs_of(learned))
+
+
+def table(root: Path, learned: str | None, jobs: int = 2) -> EvalReport:
+    """Every photo under every method, in ``jobs`` processes (each a share of the photos)."""
+    from multiprocessing import get_context
+
     t0 = time.perf_counter()
-    rows = score_cases(harmonize_cases(people(root)), runs)
-    log(f"{len(rows)} scores in {time.perf_counter() - t0:.0f} s")
+    with get_context("spawn").Pool(jobs) as pool:
+        rows = [r for part in pool.map(_share, [(str(root), learned, k, jobs) for k in range(jobs)]) for r in part]
+    log(f"{len(rows)} scores in {time.perf_counter() - t0:.0f} s ({jobs} processes)")
     return EvalReport("harmonize", " + ".join(SETS), "their masks", summarize(rows), rows)
 
 
@@ -130,25 +158,31 @@ def flicker(root: Path, frames: int) -> list[dict]:
             pipe = Pipeline(background=beach, options=PipelineOptions(quiet=True))
             stage = next(s for s in pipe.stages if isinstance(s, RelightStage))
             rng = np.random.default_rng(0)
-            seen = []
+            seen, lifts, looks, start = [], [], [], None
             for i, f in enumerate(VideoReader(path)):
                 if i >= frames:
                     break
                 img = f.image if variant == "as shot" else perturb_person(f.image, "lowlight", -2.0, rng, noise=3.0)
                 pipe(img)
                 look, gain = stage.applied
+                if start is None and stage.log_gain is not None:
+                    start = i  # the first frame with a person: the correction is taken at once (not flicker)
+                lifts.append(np.log2(gain))
+                looks.append(look.vector())
                 pivot = float(np.exp2(stage.log_pivot)) if stage.log_pivot is not None else 0.18
                 seen.append(palette_through(look, gain, pivot))
             pipe.close()
-            seen = np.array(seen)
+            seen = np.array(seen[start or 0:])
             steps = np.abs(np.diff(seen, axis=0)).mean(axis=(1, 2, 3)) if len(seen) > 1 else np.zeros(1)
             rows.append({"clip": path.name, "variant": variant, "frames": len(seen),
                          "flicker_mean": float(steps.mean()), "flicker_max": float(steps.max()),
                          "drift": float(np.abs(seen.max(axis=0) - seen.min(axis=0)).mean()),
-                         "change": float(np.abs(seen[-1] - PALETTE.astype(np.float32)).mean())})
+                         "change": float(np.abs(seen[-1] - PALETTE.astype(np.float32)).mean()),
+                         "first_person_frame": start, "lift_stops": float(np.mean(lifts[start or 0:])),
+                         "look": np.mean(looks[start or 0:], axis=0).round(3).tolist()})
             log(f"{path.name:>40} {variant:>8}: flicker {rows[-1]['flicker_mean']:.3f} (max "
                 f"{rows[-1]['flicker_max']:.3f}) levels/frame, drift {rows[-1]['drift']:.2f}, correction "
-                f"{rows[-1]['change']:.1f}")
+                f"{rows[-1]['change']:.1f} (lift {rows[-1]['lift_stops']:.2f} stops, look {rows[-1]['look']})")
     return rows
 
 
@@ -179,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=150, help="frames per clip for --flicker (default 150)")
     ap.add_argument("--learned", metavar="JSON", help="also score a learned estimate (train relight's relight.json)")
     ap.add_argument("--tune", nargs="+", metavar="NAME=V1,V2", help="grid-search RelightConstants on the tuning photos")
+    ap.add_argument("--jobs", type=int, default=2, help="processes for the tables (default 2)")
+    ap.add_argument("--no-table", action="store_true", help="skip the fMSE / PSNR tables (e.g. --flicker alone)")
     ap.add_argument("--cost", action="store_true", help="only: ms/frame of a 720p file job, relight 0 vs 1")
     ap.add_argument("--json", metavar="FILE", help="write every number as JSON")
     args = ap.parse_args(argv)
@@ -191,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         grid = {k: [float(v) for v in vals.split(",")] for k, _, vals in (t.partition("=") for t in args.tune)}
         out["tune"] = tune(root, grid)
         print(json.dumps(out["tune"][:3], indent=1))
-    else:
-        report = table(root, args.learned)
+    elif not args.no_table:
+        report = table(root, args.learned, args.jobs)
         print(format_harmonize_report(report))
         out["summary"] = report.summary
     if args.flicker:

@@ -29,7 +29,7 @@ def test_a_short_run_writes_config_log_and_weights_the_runtime_reads(tmp_path, c
     assert main(["train", "relight", "--data", str(root), "--out", str(out), "--epochs", "10", "--per-photo", "2",
                  "--limit", "6", "--quiet"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    names = [n for n, _, _ in iter_people(root / "images", root / "masks", limit=6)]
+    names = [f"portraits-soft/{n}" for n, _, _ in iter_people(root / "images", root / "masks", limit=6)]
     assert summary["samples"] == 2 * sum(not held_out(n) for n in names) < 2 * len(names)
     assert json.loads((out / "config.json").read_text())["epochs"] == 10
     rows = list(csv.DictReader(open(out / "log.csv")))

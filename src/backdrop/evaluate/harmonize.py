@@ -18,7 +18,7 @@ and ``relight`` (the pipeline's relight stage, through :meth:`Pipeline.composite
 own background behind the person). Every photo is also scored unperturbed (kind ``none``): a
 correction must leave a good picture nearly alone.
 
-Photos are split by a hash of their name into a *tuning* part (70 %) and a *held-out* part
+Photos are split by a hash of their name (``SET/stem``, :func:`named_people`) into a *tuning* part (70 %) and a *held-out* part
 (30 %): constants are fitted on the first only (``benchmarks/harmonize.py --tune``) and both are
 reported. The draw of each perturbation is seeded by the photo's name and the kind.
 """
@@ -50,6 +50,17 @@ MAX_SIDE = 512  # photos are scored at this long side at most
 def held_out(name: str) -> bool:
     """Whether photo ``name`` is in the held-out split (never used to fit anything)."""
     return zlib.crc32(name.encode()) % 100 < HELD_OUT_SHARE
+
+
+def named_people(images: str | Path, truth: str | Path, limit: int | None = None):
+    """:func:`~backdrop.evaluate.sources.iter_people` with each photo named ``SET/stem``, ``SET``
+    the folder that holds ``images`` (portraits-soft/images -> ``portraits-soft/girl-2122927_1280``):
+    the name seeds the perturbations and picks the split, so the two sets' numbered photos
+    (``1``, ``2``, ... in both) are told apart, and the eval, the benchmark, the tuning and
+    ``backdrop train relight`` all split the same photos the same way."""
+    folder = Path(images).resolve().parent.name
+    for name, photo, alpha in iter_people(images, truth, limit):
+        yield f"{folder}/{name}", photo, alpha
 
 
 @dataclass
@@ -224,7 +235,7 @@ def evaluate_harmonize(images: str | Path, truth: str | Path, *, options: Any = 
         if not Path(p).exists():
             raise InputError(f"{what} not found: {p}")
     runs = methods(options, only)
-    rows = score_cases(harmonize_cases(iter_people(images, truth, limit), seed=seed), runs, quiet=quiet)
+    rows = score_cases(harmonize_cases(named_people(images, truth, limit), seed=seed), runs, quiet=quiet)
     if not rows:
         raise InputError(f"no person to score in {images}")
     report = EvalReport("harmonize", str(images), str(truth), summarize(rows), rows)

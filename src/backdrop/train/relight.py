@@ -49,12 +49,14 @@ class RelightTrainConfig:
 
 
 def _pairs(folder: Path):
-    from ..evaluate.sources import iter_people
+    """(``SET/stem``, photo, alpha): named as ``backdrop eval --harmonize`` names them, so the
+    held-out split is the same photos."""
+    from ..evaluate.harmonize import named_people
 
     images, masks = folder / "images", folder / "masks"
     if not images.is_dir() or not masks.is_dir():
         raise TrainError(f"{folder} needs images/ and masks/ folders")
-    return iter_people(images, masks)
+    return named_people(images, masks)
 
 
 def make_samples(cfg: RelightTrainConfig) -> dict[str, np.ndarray]:
