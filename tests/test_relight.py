@@ -163,3 +163,18 @@ def test_colour_match_is_the_old_name_of_relight(segmenter):
     assert stage.strength == 0.4
     assert not any(isinstance(s, RelightStage) for s in Pipeline(relight=0.0, segmenter=segmenter).stages)
     assert PipelineOptions.raw().colour_match == 0 and PipelineOptions.raw().relight == 0
+
+
+def test_the_lift_sets_in_without_a_jump():
+    """A lift of gain 1 is no change and a slightly larger one a slight change (the first curve,
+    h(g x) / h(g), brightened the shadows by 12 levels already at gain 1.001: a visible step when
+    the lift set in on the greenscreen clip)."""
+    from backdrop.compose.lowlight import lift_table
+
+    levels = np.arange(256)
+    near = lift_table(1.002).astype(int)
+    assert np.abs(near - levels).max() <= 1
+    steps = [np.abs(lift_table(g).astype(int) - lift_table(g + 0.05).astype(int)).max() for g in np.arange(1.0, 6.0, 0.05)]
+    assert max(steps) <= 4, max(steps)
+    strong = lift_table(4.0).astype(int)
+    assert strong[40] > 70 and strong[250] >= 254 and np.all(np.diff(strong) >= 0)  # full gain low, a shoulder high

@@ -2,9 +2,12 @@
 
 A dark room or a window behind the person leaves their face a few stops under a natural level.
 The lift is an exposure gain with a shoulder, in linear light, per channel:
-``y = h(g x) / h(g)`` with ``h(z) = z / (1 + z^3)^(1/3)``: the shadows and mid-tones (where a
-dark face is) get the full gain ``g``, so the face keeps its own contrast and colour, and the
-highlights roll off to white instead of clipping (a window stays a window). ``g`` comes from the
+``y = g x / (1 + (g^3 - 1) x^3)^(1/3)``: the shadows and mid-tones (where a dark face is) get
+the full gain ``g``, so the face keeps its own contrast and colour, the highlights roll off to
+white instead of clipping (a window stays a window), and ``g = 1`` is exactly no change, so a
+lift that sets in or fades out never jumps (the first form, ``h(g x) / h(g)`` with
+``h(z) = z / (1 + z^3)^(1/3)``, is the same for a real lift but brightened the shadows by a
+quarter already at ``g = 1.001``: a 12-level step on the greenscreen clip, ``benchmarks/harmonize.py --flicker``). ``g`` comes from the
 face's level (``relight_estimate.lift_gain``). As one curve per level it is a 256-entry table.
 
 Brightening multiplies the sensor's noise by the curve's slope. It is measured in the input
@@ -36,16 +39,12 @@ DENOISE_DIAMETER = 5
 DENOISE_SPACE = 2.0
 
 
-def _shoulder(z: np.ndarray) -> np.ndarray:
-    return z / np.power(1.0 + np.power(z, SHOULDER), 1.0 / SHOULDER)
-
-
 def lift_table(gain: float) -> np.ndarray:
     """The lift for ``gain`` as a table of 256 sRGB levels (uint8); ``gain`` 1 is the identity."""
     if gain <= 1.0 + 1e-4:
         return np.arange(256, dtype=np.uint8)
     x = TO_LINEAR.astype(np.float64)
-    y = _shoulder(gain * x) / _shoulder(np.float64(gain))
+    y = gain * x / np.power(1.0 + (gain**SHOULDER - 1.0) * np.power(x, SHOULDER), 1.0 / SHOULDER)
     return to_srgb(y.astype(np.float32))
 
 

@@ -24,9 +24,8 @@ export const COLOUR_GLSL = `
 vec3 toLinear(vec3 c) { return mix(c / 12.92, pow((c + 0.055) / 1.055, vec3(2.4)), step(0.04045, c)); }
 vec3 toSrgb(vec3 l) { l = clamp(l, 0.0, 1.0); return mix(12.92 * l, 1.055 * pow(l, vec3(1.0 / 2.4)) - 0.055, step(0.0031308, l)); }
 float lumOf(vec3 lin) { return dot(lin, vec3(0.2126, 0.7152, 0.0722)); }
-float shoulder(float z) { return z / pow(1.0 + z * z * z, 1.0 / 3.0); }
-vec3 liftCurve(vec3 lin, float g) {  // compose/lowlight.py: h(g x) / h(g), h(z) = z / (1 + z^3)^(1/3)
-  return vec3(shoulder(g * lin.r), shoulder(g * lin.g), shoulder(g * lin.b)) / shoulder(g);
+vec3 liftCurve(vec3 lin, float g) {  // compose/lowlight.py: g x / (1 + (g^3 - 1) x^3)^(1/3); g = 1: none
+  return g * lin / pow(1.0 + (g * g * g - 1.0) * lin * lin * lin, vec3(1.0 / 3.0));
 }`;
 
 // 1: (a, a v, a v^2, 1)
