@@ -75,11 +75,11 @@ def people(root: Path, part: tuple[int, int] = (0, 1)):
 
 
 def runs_of(learned: str | None) -> dict:
-    """The four methods, the stage's lift alone (the look's gains 0: what the look adds) and, with
-    ``learned``, the stage with the learned look."""
+    """The four methods, the stage with the classical white-balance look it had before tuning
+    (warm 0.5, green 0.3: what that look does) and, with ``learned``, the stage with the learned look."""
     runs = methods()
-    lift_only = replace(RelightConstants(), gain_lum=0, gain_warm=0, gain_green=0, gain_spread=0, gain_chroma=0)
-    runs["relight_lift_only"] = lambda image, alpha: blend(image, relight_once(image, alpha, image, lift_only), alpha)
+    wb = replace(RelightConstants(), gain_warm=0.5, gain_green=0.3)
+    runs["relight_wb_look"] = lambda image, alpha: blend(image, relight_once(image, alpha, image, wb), alpha)
     if learned:
         from backdrop.compose.relight_learned import LearnedLook
 

@@ -64,9 +64,15 @@ def test_the_page_lifts_a_dark_noisy_person_as_the_python_stage_does(session, tm
     assert not [m for m in s.logs if m.startswith("pageerror")], s.logs[-5:]
 
 
-def test_a_cool_picture_behind_a_tungsten_lit_person_cools_them_on_the_page(session, tmp_path):  # noqa: F811
+def test_a_cool_picture_behind_a_tungsten_lit_person_cools_them_on_the_page(session, tmp_path, monkeypatch):  # noqa: F811
+    """With the white-balance look's gains of before tuning served in /config (the shipped ones
+    are 0): the page reads every constant from the declaration, so this is the page's look."""
     from backdrop.compose.relight import measure, to_linear, to_srgb
     from backdrop.evaluate.perturb import perturbed_composite, temperature_gains
+    from backdrop.stages.relight import STAGE
+
+    monkeypatch.setitem(STAGE.constants, "gain_warm", 0.5)
+    monkeypatch.setitem(STAGE.constants, "gain_green", 0.3)
 
     srv, make = session
     photo, truth = portrait()

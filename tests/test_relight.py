@@ -18,7 +18,8 @@ import pytest
 from backdrop import Pipeline, PipelineOptions
 from backdrop.compose.lowlight import lift_person, person_noise
 from backdrop.compose.relight import measure, small_pair, to_linear, to_srgb
-from backdrop.compose.relight_estimate import exposure_of, lift_gain, person_box, proximity, relight_once
+from backdrop.compose.relight_estimate import (RelightConstants, exposure_of, lift_gain, person_box, proximity,
+                                               relight_once)
 from backdrop.evaluate.harmonize import fmse
 from backdrop.evaluate.perturb import perturb, perturb_person, perturbed_composite, temperature_gains
 from backdrop.io.image import read_image
@@ -95,21 +96,29 @@ def behind(alpha, background):
     return cover_resize(background, w, h)
 
 
-def test_a_tungsten_lit_person_over_a_cool_office_is_cooled(portraits):
+# the white-balance look as it was before tuning (gain_warm 0.5, gain_green 0.3): the shipped gains
+# are 0 (measured worse than none on the tuning photos), the machinery is what these tests check
+WB = RelightConstants(gain_warm=0.5, gain_green=0.3)
+
+
+def test_a_tungsten_lit_person_over_a_cool_office_is_cooled_by_the_look(portraits):
     warm, alpha = warm_person(portraits)
     bg = behind(alpha, office())
-    out = relight_once(warm, alpha, bg)
+    out = relight_once(warm, alpha, bg, WB)
     small, a = small_pair(warm, alpha)
     before = measure(small, a).warm
     after = measure(*small_pair(out, alpha)).warm
     target = measure(*small_pair(bg, 1 - alpha)).warm
     assert target < before and target < after < before - 0.2, (before, after, target)
+    shipped = measure(*small_pair(relight_once(warm, alpha, bg), alpha)).warm  # the shipped gains: no look
+    assert abs(shipped - before) < 0.01, (before, shipped)
 
 
 def test_a_flat_colour_behind_the_person_moves_nothing(portraits):
     warm, alpha = warm_person(portraits)
     flat = np.full_like(warm, (40, 90, 200))
-    assert np.array_equal(relight_once(warm, alpha, flat), warm)
+    assert np.array_equal(relight_once(warm, alpha, flat, WB), warm)
+    assert not np.array_equal(relight_once(warm, alpha, behind(alpha, office()), WB), warm)
 
 
 def test_the_background_near_the_person_counts_more_than_far_corners():
@@ -130,7 +139,10 @@ def frames_of(clip, n):
     return out
 
 
-def test_over_a_clip_the_correction_never_pumps_and_a_new_background_is_taken_at_once(segmenter):
+def test_over_a_clip_the_correction_never_pumps_and_a_new_background_is_taken_at_once(segmenter, monkeypatch):
+    import backdrop.stages.relight as stage_module
+
+    monkeypatch.setattr(stage_module, "CONSTANTS", WB)  # a look to follow (the shipped gains are 0)
     from backdrop.compose.backgrounds import parse_background
 
     rng = np.random.default_rng(0)

@@ -49,9 +49,12 @@ class RelightConstants:
     offset_green: float = -0.19
     offset_spread: float = 0.37
     offset_chroma: float = 0.58
+    # every gain 0: on the tuning photos each look measured worse than none (benchmarks/harmonize.py
+    # --tune gain_warm=0,0.25,0.5 gain_green=0,0.3: objective 163.0 at 0/0, 165.5 at 0/0.3, 166.9 at
+    # 0.25/0, 169.6 at 0.25/0.3; docs/quality.md "Relight"): the classical look is off, the lift stays
     gain_lum: float = 0.0
-    gain_warm: float = 0.5
-    gain_green: float = 0.3
+    gain_warm: float = 0.0
+    gain_green: float = 0.0
     gain_spread: float = 0.0
     gain_chroma: float = 0.0
     dead_lum: float = 2.5
