@@ -1,5 +1,6 @@
 """Pictures for docs/quality.md "Relight": a person from a dark room over a bright lake, and a
-person lit by tungsten over a cool office, before (pasted as shot) and after (--relight 1).
+person lit by tungsten over a cool office, before (pasted as shot) and after (--relight 1; for the
+office also the white-balance look the stage had before tuning, which is not shipped).
 
     python benchmarks/pictures_relight.py            # writes docs/img/relight-*.png
 
@@ -26,6 +27,7 @@ sys.path.insert(0, str(REPO / "src"))
 from backdrop import Pipeline, PipelineOptions  # noqa: E402
 from backdrop.compose.backgrounds import cover_resize  # noqa: E402
 from backdrop.compose.relight import to_linear, to_srgb  # noqa: E402
+from backdrop.compose.relight_estimate import RelightConstants, relight_once  # noqa: E402
 from backdrop.evaluate.perturb import perturb_person, temperature_gains  # noqa: E402
 from backdrop.io.image import read_image, write_image  # noqa: E402
 
@@ -53,7 +55,9 @@ def label(img: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def pair(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray, what: str) -> np.ndarray:
+def pair(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray, what: str, look: bool) -> np.ndarray:
+    """Pasted as shot | the default (``--relight 1``) | with ``look``: the white-balance look of
+    before tuning (gain_warm 0.5, gain_green 0.3; the shipped gains are 0, docs/quality.md)."""
     h, w = alpha.shape
     bg = cover_resize(background, w, h)
     outs = []
@@ -61,7 +65,13 @@ def pair(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray, what: str
         pipe = Pipeline(background=bg, options=PipelineOptions.raw(relight=strength, quiet=True))
         outs.append(pipe.composite(frame, alpha, index=0))
         pipe.close()
-    return np.hstack([label(outs[0], f"{what}: pasted as shot"), label(outs[1], "--relight 1 (the default)")])
+    panels = [label(outs[0], f"{what}: pasted as shot"), label(outs[1], "--relight 1 (the default)")]
+    if look:
+        fg = relight_once(frame, alpha, bg, RelightConstants(gain_warm=0.5, gain_green=0.3))
+        a = alpha[..., None]
+        mixed = np.clip(a * fg.astype(np.float32) + (1 - a) * bg + 0.5, 0, 255).astype(np.uint8)
+        panels.append(label(mixed, "white-balance look (not shipped)"))
+    return np.hstack(panels)
 
 
 def main() -> int:
@@ -71,10 +81,10 @@ def main() -> int:
     dark = perturb_person(rgb, "lowlight", -2.0, np.random.default_rng(0), noise=3.0)
     warm = to_srgb(to_linear(rgb) * temperature_gains(-3000))
     out = REPO / "docs" / "img"
-    for name, frame, bg, what in (("dark-room-over-lake", dark, beach, "dark, noisy room"),
-                                  ("warm-room-over-office", warm, office, "3500 K lamp")):
+    for name, frame, bg, what, look in (("dark-room-over-lake", dark, beach, "dark, noisy room", False),
+                                        ("warm-room-over-office", warm, office, "3500 K lamp", True)):
         path = out / f"relight-{name}.png"
-        write_image(path, pair(frame, alpha, bg, what))
+        write_image(path, pair(frame, alpha, bg, what, look))
         print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
     return 0
 

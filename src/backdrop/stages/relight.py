@@ -53,6 +53,9 @@ class RelightStage(Stage):
     def __init__(self, options, context):
         super().__init__(options, context)
         self.strength = strength_of(options)
+        from ..compose.relight_learned import shipped
+
+        self.learned = shipped()  # the learned look, when models/weights/relight.json ships (docs/quality.md)
         self.reset()
 
     def reset(self) -> None:
@@ -89,7 +92,8 @@ class RelightStage(Stage):
         snap = self.thumb is None or float(np.abs(thumb - self.thumb).mean()) > NEW_BACKGROUND
         self.thumb = thumb
         scene = scene_of(fs.fg, matte, background, fs.people, fs.size)
-        target = estimate_look(scene, CONSTANTS).vector() * self.strength
+        look = self.learned(scene) if self.learned is not None else estimate_look(scene, CONSTANTS)
+        target = look.vector() * self.strength
         self.look = self._follow(self.look, target, snap)
         look = Look.from_vector(self.look)
         self.log_pivot = self._follow(self.log_pivot, float(np.log2(pivot_of(scene.person, look))), snap)
