@@ -73,6 +73,10 @@ class RelightConstants:
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
 
+    def has_look(self) -> bool:
+        """Whether any gain of the look is above 0 (else the look is always none)."""
+        return any(v != 0 for k, v in asdict(self).items() if k.startswith("gain_"))
+
 
 @dataclass(frozen=True)
 class Scene:
