@@ -18,14 +18,15 @@ from typing import Any
 
 from ..engine.declaration import pipeline_declaration
 from ..errors import BackdropError, OptionError, install_hint
-from .config import CONTENT_TYPES, MAX_OFFER_BYTES, content_policy, STATIC_DIR, UPLOAD_TYPES, ServeError, ServerConfig
+from .config import (CONTENT_TYPES, MAX_OFFER_BYTES, STATIC_DIR, UPLOAD_TYPES, ServeError, ServerConfig,
+                     content_policy, secure)
 from .guard import RateLimiter, make_guard_middleware, make_upload_root
 from .ice import loopback_ice
 from .local import LocalRoutes
 from .memory import process_memory, release_free_memory
 from .peers import Peer, PeerLinks, ViewerPeer
 from .publisher import PublisherPeer
-from .protocol import ClientError, check_offer_body, check_sdp, json_response, one_line, same_secret
+from .protocol import ClientError, check_offer_body, check_sdp, check_secret, json_response, one_line, same_secret
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,10 @@ class BackdropServer:
                 resp = await handler(request)
             except web.HTTPException as exc:
                 if exc.status >= 400 and (request.path in ("/offer", "/view") or request.path.startswith("/local")):
-                    return json_response({"error": exc.reason}, exc.status)
+                    return secure(json_response({"error": exc.reason}, exc.status))
+                secure(exc)  # 404, 405... are answered by aiohttp from the exception itself
                 raise
-            resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-            resp.headers.setdefault("Referrer-Policy", "no-referrer")
-            resp.headers.setdefault("Content-Security-Policy", content_policy())
-            return resp
+            return secure(resp)
 
         def refuse(why: str) -> None:
             self.guarded[why] = self.guarded.get(why, 0) + 1
@@ -158,11 +157,18 @@ class BackdropServer:
         """The publisher whose viewer token this is (constant-time compare), or None."""
         return next((p for p in self.publishers.values() if same_secret(p.view_token, token)), None)
 
+    def _token(self, request) -> Any:
+        """The viewer token a GET presents (``?token=`` or ``X-Backdrop-Token``); 400 if not text."""
+        return check_secret(request.query.get("token") or request.headers.get("X-Backdrop-Token"))
+
     async def get_peers(self, request):
         # only the stream whose token is presented: ids of other peers are nobody's business
-        source = self.by_token(request.query.get("token") or request.headers.get("X-Backdrop-Token"))
+        try:
+            token = self._token(request)
+        except ClientError as exc:
+            return json_response({"error": str(exc)}, exc.status)
+        source = self.by_token(token)
         live = [source] if source is not None and source.processed is not None and not source.closed else []
-        token = request.query.get("token") or request.headers.get("X-Backdrop-Token")
         local = self.local.by_token(token) if isinstance(token, str) and token else None
         return json_response({"publishers": [p.describe() for p in live + ([local] if local else [])]})
 
@@ -173,7 +179,10 @@ class BackdropServer:
                 "uptime_s": round(time.monotonic() - self.started, 1), **process_memory()}
 
     async def get_stats(self, request):
-        source = self.by_token(request.query.get("token") or request.headers.get("X-Backdrop-Token"))
+        try:
+            source = self.by_token(self._token(request))
+        except ClientError as exc:
+            return json_response({"error": str(exc)}, exc.status)
         peers = [] if source is None else [source, *(v for v in self.viewers.values() if v.source is source)]
         return json_response({**self.stats(), "peers": [p.describe() for p in peers]})
 
@@ -254,6 +263,7 @@ class BackdropServer:
             log.info("peer %s joined (%d/%d)", peer.id, len(self.publishers), self.config.max_peers)
             return json_response(reply)
         except ClientError as exc:
+            log.info("offer from %s refused (%d): %s", request.remote, exc.status, exc)
             if peer is not None:
                 await peer.close(f"refused: {exc}")
             return json_response({"error": str(exc)}, exc.status)
@@ -280,6 +290,7 @@ class BackdropServer:
             if wanted is not None and not isinstance(wanted, str):
                 raise ClientError('"peer" must be a peer id string')
             check_sdp(sdp, send_video=False)
+            check_secret(token)
             if not isinstance(token, str) or not token:
                 self.refuse("token")
                 raise ClientError('watching needs the stream\'s "token" (open the viewer link of the publishing page)',
@@ -306,6 +317,7 @@ class BackdropServer:
             peer.spawn(peer._watchdog())
             return json_response({**reply, "source": source.id})
         except ClientError as exc:
+            log.info("viewer offer from %s refused (%d): %s", request.remote, exc.status, exc)
             if peer is not None:
                 await peer.close(f"refused: {exc}")
             return json_response({"error": str(exc)}, exc.status)

@@ -23,6 +23,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -35,19 +36,28 @@ UPLOAD_PREFIX = "backdrop-uploads-"
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 
 
-def _split_host(value: str) -> str:
-    """The host part of a Host header (lower case, no port, no brackets)."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        return value[1:value.find("]")] if "]" in value else ""
-    if value.count(":") == 1:
-        value = value.split(":", 1)[0]
-    return value.rstrip(".")
+_HOST = re.compile(r"(?:\[(?P<ip6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9._-]+))(?::(?P<port>[0-9]{1,5}))?")
+
+
+def split_host(value: str) -> str:
+    """The host part of a Host header (lower case, no port, no brackets), or "" when the header
+    is not ``name[:port]`` or ``[IPv6][:port]`` exactly: ``[::1].evil.example`` is not ``::1``
+    (taking what stood between the brackets let that name through), and neither is anything with
+    spaces, ``@``, a second port or an empty name."""
+    m = _HOST.fullmatch(value.strip().lower())
+    if m is None:
+        return ""
+    if m["ip6"] is not None:
+        try:
+            return str(ipaddress.IPv6Address(m["ip6"]))
+        except ValueError:
+            return ""
+    return m["name"].rstrip(".")
 
 
 def allowed_hosts(bind: str, extra=()) -> tuple[set[str], bool]:
     """(names accepted in the Host header, whether any IP literal is accepted)."""
-    names = {_split_host(h) for h in extra if h}
+    names = {split_host(h) for h in extra if h} - {""}  # ServerConfig.validate refuses a malformed one
     bind = bind.strip().lower().strip("[]")
     any_ip = False
     try:
@@ -66,9 +76,9 @@ def allowed_hosts(bind: str, extra=()) -> tuple[set[str], bool]:
 
 
 def host_ok(header: str | None, names: set[str], any_ip: bool) -> bool:
-    if not header:
+    host = split_host(header or "")
+    if not host:
         return False
-    host = _split_host(header)
     if host in names:
         return True
     if any_ip:

@@ -31,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import ClientError, json_response, same_secret
+from .protocol import ClientError, check_secret, json_response, same_secret
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,7 @@ class LocalRoutes:
         return next((p for p in self.publishers.values() if same_secret(p.view_token, token)), None)
 
     def _publisher(self, request, secret: Any) -> LocalPublisher:
+        check_secret(secret, "secret")
         pub = self.publishers.get(request.match_info["id"])
         if pub is None or not same_secret(pub.secret, secret):
             raise ClientError("no such on-device stream (it may have timed out; reload the page)", 404)
