@@ -343,12 +343,30 @@ class BackdropServer:
 
 
 def local_files():
-    """The fetched browser packages and the browser-runnable cached models (nothing fetched here:
-    ``backdrop serve`` fetches before it starts, so a server never waits on the network)."""
-    from ..models.registry import KNOWN_MODELS, cached_path, is_cached
-    from .npm import is_fetched
+    """The browser packages and browser-runnable models in the cache, each file verified now
+    (nothing fetched here: ``backdrop serve`` fetches before it starts, so a server never waits on
+    the network): ``({key: (package, {name: VerifiedFile})}, {model: VerifiedFile})``. A package
+    or model that fails its check is left out, with one log line."""
+    from ..models.registry import KNOWN_MODELS, known_model, model_dir
+    from .cache import CacheError, verify_pinned
+    from .npm import verified_files
     from .packages import BROWSER_MODELS, WEB_PACKAGES
 
-    packages = [p for p in WEB_PACKAGES if is_fetched(p)]
-    models = {n: cached_path(n) for n in BROWSER_MODELS if n in KNOWN_MODELS and is_cached(n)}
+    packages, models, refused = {}, {}, []
+    for pkg in WEB_PACKAGES:
+        try:
+            packages[pkg.key] = (pkg, verified_files(pkg))
+        except CacheError as exc:
+            if str(exc) != "not fetched":
+                refused.append(f"{pkg.name}@{pkg.version}: {exc}")
+    if refused:
+        log.warning("cached browser packages not served (backdrop models --fetch web fetches them again): %s",
+                    "; ".join(refused))
+    for name in BROWSER_MODELS:
+        if name in KNOWN_MODELS:
+            km = known_model(name)
+            try:
+                models[name] = verify_pinned(model_dir(), km.filename, km.sha256)
+            except CacheError as exc:
+                log.debug("model %s is not served to pages: %s", name, exc)
     return packages, models

@@ -16,6 +16,11 @@ are registered from one address (a newer one replaces that address's oldest stre
 polling, else 429). Registrations are also charged to the offer rate limit. So long polls, which
 the connection cap cannot evict (they are requests being served), never hold more than a
 quarter of ``max_connections``.
+
+Runtime and model files are served only while they are what was fetched (:mod:`.cache`):
+checked at start, and again each time one is opened; ``/config`` offers on-device processing
+only while every file it needs passes, so a page falls back to the server path instead of
+failing on an import.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cache import CacheError
 from .protocol import ClientError, check_secret, json_response, same_secret
 
 log = logging.getLogger(__name__)
@@ -79,11 +85,12 @@ class LocalRoutes:
 
     def __init__(self, server, packages, models):
         self.server = server
-        self.packages = {p.key: p for p in packages}   # only fetched ones are served
-        self.models = models                         # name -> cached path (browser-runnable only)
+        self.packages = packages  # key -> (WebPackage, {file: VerifiedFile}): verified at start
+        self.models = models      # name -> VerifiedFile (browser-runnable, sha256 pinned in the registry)
         self.publishers: dict[str, LocalPublisher] = {}
         # streams, and long polls in all, that may exist at once: a quarter of the connections at most
         self.max_publishers = min(MAX_LOCAL_PUBLISHERS, max(2, server.config.max_connections // 4))
+        self._warned: set[str] = set()
 
     def add(self, router) -> None:
         router.add_get("/runtime/{key}/{path:.+}", self.runtime)
@@ -93,38 +100,57 @@ class LocalRoutes:
         router.add_post("/local/{id}/answer", self.answer)
         router.add_post("/local/{id}/stats", self.report)
 
-    @property
-    def available(self) -> bool:
-        return bool(self.packages) and bool(self.models)
+    # -- files
+    def _intact(self, files) -> bool:
+        """Whether every file still is what was fetched (an open and an ``fstat`` each; hashed
+        again only if one changed); the first time one is not, one log line."""
+        for vf in files:
+            why = vf.problem()
+            if why:
+                if vf.rel not in self._warned:
+                    self._warned.add(vf.rel)
+                    log.warning("not serving %s any more: %s", vf.rel, why)
+                return False
+        return True
 
     def describe(self) -> dict[str, Any]:
-        return {"available": self.available, "models": list(self.models),
-                "runtimes": {k: f"{p.name}@{p.version}" for k, p in self.packages.items()}}
+        runtimes = {k: pkg for k, (pkg, files) in self.packages.items() if self._intact(files.values())}
+        models = [n for n, vf in self.models.items() if self._intact([vf])]
+        from .packages import WEB_PACKAGES
 
-    # -- files
-    def _send_file(self, path, suffix: str):
-        return _chunked_file_response()(path, chunk_size=64 * 1024, headers={"Content-Type": RUNTIME_TYPES.get(suffix, "application/octet-stream"),
-                                               "Cache-Control": "public, max-age=31536000, immutable",
-                                               "Cross-Origin-Resource-Policy": "same-origin"})
+        needed = all(p.key in runtimes for p in WEB_PACKAGES if not p.optional)
+        return {"available": needed and bool(models), "models": models,
+                "runtimes": {k: f"{p.name}@{p.version}" for k, p in runtimes.items()}}
+
+    def _send(self, vf):
+        from aiohttp import web
+
+        try:
+            f = vf.open()
+        except CacheError:
+            self._intact([vf])  # says why, once
+            raise web.HTTPNotFound() from None
+        suffix = "." + vf.rel.rsplit(".", 1)[-1]
+        return _file_response()(f, vf.size, {"Content-Type": RUNTIME_TYPES.get(suffix, "application/octet-stream"),
+                                             "Cache-Control": "public, max-age=31536000, immutable",
+                                             "Cross-Origin-Resource-Policy": "same-origin"})
 
     async def runtime(self, request):
         from aiohttp import web
 
-        from .npm import package_dir
-
-        pkg = self.packages.get(request.match_info["key"])
-        rel = request.match_info["path"]
-        if pkg is None or rel not in pkg.files:  # exact names only: no traversal, no listing
+        entry = self.packages.get(request.match_info["key"])
+        vf = entry[1].get(request.match_info["path"]) if entry else None
+        if vf is None:  # exact names only: no traversal, no listing
             raise web.HTTPNotFound()
-        return self._send_file(package_dir(pkg) / rel, "." + rel.rsplit(".", 1)[-1])
+        return self._send(vf)
 
     async def model(self, request):
         from aiohttp import web
 
-        path = self.models.get(request.match_info["name"])
-        if path is None:
+        vf = self.models.get(request.match_info["name"])
+        if vf is None:
             raise web.HTTPNotFound()
-        return self._send_file(path, path.suffix)
+        return self._send(vf)
 
     # -- signalling
     def _expire(self) -> None:
@@ -326,16 +352,28 @@ def _release(fut: asyncio.Future) -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def _chunked_file_response():
-    """aiohttp's FileResponse without ``loop.sendfile``: closing a connection mid-sendfile (the
-    connection cap evicting a client that does not read a 9 MB runtime file) makes Python 3.11's
-    asyncio log an ``InvalidStateError`` traceback from ``_call_connection_lost``. Chunks of 64 KB
-    through the transport instead; the memory per slow reader stays about one chunk."""
+def _file_response():
+    """A response that sends an already opened (and verified) file in 64 KB chunks, after the
+    handler has returned, as aiohttp's FileResponse does (so a client that does not read is a
+    connection whose response is being written: the connection cap may evict it). Not
+    FileResponse: that opens the file again by path (following links), and its ``sendfile``,
+    cut by an eviction, makes Python 3.11's asyncio log an ``InvalidStateError`` traceback."""
     from aiohttp import web
 
-    class ChunkedFileResponse(web.FileResponse):
-        async def _sendfile(self, request, fobj, offset, count):
-            writer = await web.StreamResponse.prepare(self, request)
-            return await self._sendfile_fallback(writer, fobj, offset, count)
+    class OpenFileResponse(web.StreamResponse):
+        def __init__(self, fobj, size: int, headers: dict[str, str]):
+            super().__init__(status=200, headers=headers)
+            self._fobj = fobj
+            self.content_length = size
 
-    return ChunkedFileResponse
+        async def prepare(self, request):
+            try:
+                writer = await super().prepare(request)
+                if request.method != "HEAD":
+                    while chunk := self._fobj.read(64 * 1024):  # from the page cache: verified at start
+                        await self.write(chunk)
+                return writer
+            finally:
+                self._fobj.close()
+
+    return OpenFileResponse
