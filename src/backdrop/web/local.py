@@ -15,7 +15,9 @@ the publisher holding the most polls loses its oldest), and at most ``MAX_PER_AD
 are registered from one address (a newer one replaces that address's oldest stream that is not
 polling, else 429). Registrations are also charged to the offer rate limit. So long polls, which
 the connection cap cannot evict (they are requests being served), never hold more than a
-quarter of ``max_connections``.
+quarter of ``max_connections``. A viewer's offer waits for the page's answer (up to
+``ANSWER_SECONDS``) on a connection the cap cannot evict either, so those waits are capped too:
+``VIEWS_PER_STREAM`` per stream and an eighth of ``max_connections`` in all (503 beyond).
 
 Runtime and model files are served only while they are what was fetched (:mod:`.cache`):
 checked at start, and again each time one is opened; ``/config`` offers on-device processing
@@ -48,6 +50,8 @@ POLL_SECONDS = 20.0           # one long poll waits this long for a viewer
 GONE_AFTER = 45.0             # a publisher that has not polled for this long has left
 IDLE_GRACE = 2.0              # a page not polling, unseen this long, may make room for a new one
 ANSWER_SECONDS = 15.0         # a viewer waits this long for the publisher's answer
+VIEWS_PER_STREAM = 4          # viewers' offers waiting for one page's answer at once (a live page answers in ms)
+VIEWS_SHARE = 8               # ... and in all at most max_connections / VIEWS_SHARE (32 of 256)
 MAX_WAITING = 8               # viewers' offers queued for one publisher
 MAX_STATS_KEYS = 32           # numbers a page may report about itself
 GONE = "gone"                 # what a long poll gets when its stream is dropped
@@ -90,6 +94,8 @@ class LocalRoutes:
         self.publishers: dict[str, LocalPublisher] = {}
         # streams, and long polls in all, that may exist at once: a quarter of the connections at most
         self.max_publishers = min(MAX_LOCAL_PUBLISHERS, max(2, server.config.max_connections // 4))
+        self.max_views = max(VIEWS_PER_STREAM, server.config.max_connections // VIEWS_SHARE)
+        self.views_waiting = 0    # viewers' offers waiting for a page's answer, all streams
         self._warned: set[str] = set()
 
     def add(self, router) -> None:
@@ -325,10 +331,20 @@ class LocalRoutes:
             return json_response({"error": str(exc)}, exc.status)
 
     async def relay_view(self, pub: LocalPublisher, sdp: str) -> dict[str, Any]:
-        """A viewer's offer for an on-device stream: hand it to the publisher, wait for its answer."""
+        """A viewer's offer for an on-device stream: hand it to the publisher, wait for its answer.
+        Each wait holds a connection the cap cannot evict: at most ``VIEWS_PER_STREAM`` per stream
+        and ``max_views`` in all, 503 beyond (a page that never answers holds its own few only)."""
+        if len(pub.answers) >= VIEWS_PER_STREAM:
+            self.server.refuse("views")
+            raise ClientError("too many viewers are connecting to this stream at once; try again in a few "
+                              "seconds", 503)
+        if self.views_waiting >= self.max_views:
+            self.server.refuse("views")
+            raise ClientError("too many viewers are connecting at once; try again in a few seconds", 503)
         viewer = secrets.token_hex(6)
         fut = asyncio.get_running_loop().create_future()
         pub.answers[viewer] = fut
+        self.views_waiting += 1
         try:
             if not self._give(pub, (viewer, sdp)):
                 raise ClientError("too many viewers are connecting to this stream; try again", 503)
@@ -337,12 +353,13 @@ class LocalRoutes:
             except asyncio.TimeoutError:
                 raise ClientError("the publishing page did not answer (is it still open?)", 504) from None
         finally:
+            self.views_waiting -= 1
             pub.answers.pop(viewer, None)
         return {"sdp": answer, "type": "answer", "source": pub.id, "where": "browser"}
 
     def stats(self) -> dict[str, Any]:
         self._expire()
-        return {"local_publishers": len(self.publishers),
+        return {"local_publishers": len(self.publishers), "local_views_waiting": self.views_waiting,
                 "local_polls": sum(len(p.polls) for p in self.publishers.values())}
 
 
