@@ -63,6 +63,7 @@ class BackdropServer:
                                on_released=self.collect_released, on_frame=self.count_frame,
                                publisher_count=lambda: len(self.publishers))
         self.local = LocalRoutes(self, *local_files())
+        self._upscale_weights: dict | None = None
         self.app = self._make_app()
 
     # -- app
@@ -93,6 +94,7 @@ class BackdropServer:
         app.router.add_get("/config", self.get_config)
         app.router.add_get("/peers", self.get_peers)
         app.router.add_get("/stats", self.get_stats)
+        app.router.add_get("/upscale/weights.json", self.get_upscale_weights)
         app.router.add_post("/offer", self.post_offer)
         app.router.add_post("/view", self.post_view)
         self.local.add(app.router)
@@ -152,6 +154,15 @@ class BackdropServer:
                       "max_upload_bytes": self.config.max_upload_bytes, "upload_types": sorted(UPLOAD_TYPES),
                       "max_peers": self.config.max_peers, "process_on": self.config.process_on,
                       "local": self.local.describe(), "pipeline": pipeline_declaration(self.config.options)})
+
+    async def get_upscale_weights(self, request):
+        """The shipped sr-x2 network for the page's WebGL passes (gl-upscale.js), made from the
+        package's weights file on first use: the page never carries a copy of the numbers."""
+        if self._upscale_weights is None:
+            from ..superres.network import SRWeights
+
+            self._upscale_weights = SRWeights.load().to_json()
+        return json_response(self._upscale_weights)
 
     def by_token(self, token: Any) -> PublisherPeer | None:
         """The publisher whose viewer token this is (constant-time compare), or None."""
@@ -347,10 +358,10 @@ def local_files():
     (nothing fetched here: ``backdrop serve`` fetches before it starts, so a server never waits on
     the network): ``({key: (package, {name: VerifiedFile})}, {model: VerifiedFile})``. A package
     or model that fails its check is left out, with one log line."""
-    from ..models.registry import KNOWN_MODELS, known_model, model_dir
+    from ..models.registry import DEFAULT_FETCH, known_model, model_dir
     from .cache import CacheError, verify_pinned
     from .npm import verified_files
-    from .packages import BROWSER_MODELS, WEB_PACKAGES
+    from .packages import BROWSER_MODELS, TRACKER_MODELS, WEB_PACKAGES
 
     packages, models, refused = {}, {}, []
     for pkg in WEB_PACKAGES:
@@ -362,8 +373,8 @@ def local_files():
     if refused:
         log.warning("cached browser packages not served (backdrop models --fetch web fetches them again): %s",
                     "; ".join(refused))
-    for name in BROWSER_MODELS:
-        if name in KNOWN_MODELS:
+    for name in (*BROWSER_MODELS, *TRACKER_MODELS):  # the picker's segmenters, the person tracker's models
+        if name in DEFAULT_FETCH:
             km = known_model(name)
             try:
                 models[name] = verify_pinned(model_dir(), km.filename, km.sha256)

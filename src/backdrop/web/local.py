@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .cache import CacheError
+from .packages import BROWSER_MODELS, TRACKER_MODELS
 from .protocol import ClientError, check_secret, json_response, same_secret
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,9 @@ class LocalRoutes:
         from .packages import WEB_PACKAGES
 
         needed = all(p.key in runtimes for p in WEB_PACKAGES if not p.optional)
-        return {"available": needed and bool(models), "models": models,
+        return {"available": needed and any(n in BROWSER_MODELS for n in models),
+                "models": [n for n in models if n in BROWSER_MODELS],       # the picker's segmenters
+                "tracker": [n for n in models if n in TRACKER_MODELS],      # the person tracker's models
                 "runtimes": {k: f"{p.name}@{p.version}" for k, p in runtimes.items()}}
 
     def _send(self, vf):
