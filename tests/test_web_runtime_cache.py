@@ -206,14 +206,15 @@ def test_a_slow_registry_meets_an_overall_deadline(registry, monkeypatch, slow, 
 
 
 def copy_models(folder) -> None:
-    """The browser models, copied from the real cache into the test's model folder (never fetched)."""
+    """The page's models (segmenters and the person tracker's), copied from the real cache into the
+    test's model folder (never fetched)."""
     from backdrop.web import packages
 
     folder.mkdir(parents=True, exist_ok=True)
-    for n in packages.BROWSER_MODELS:
+    for n in (*packages.BROWSER_MODELS, *getattr(packages, "TRACKER_MODELS", ())):
         src = REAL_MODELS / known_model(n).filename
         if not src.is_file():
-            pytest.skip("the selfie models are not cached (backdrop models --fetch)")
+            pytest.skip("the page's models are not cached (backdrop models --fetch web)")
         shutil.copy(src, folder / src.name)
         assert is_cached(n)
 

@@ -14,7 +14,8 @@ this, a file edited after it was fetched was served as it was, a link in the cac
 - **Checked before serving**: :meth:`VerifiedFile.open` opens the file the same way and compares
   its identity (device, inode, size, modification and change times, from ``fstat`` of the open
   file, so nothing can be swapped in between) with the one that was hashed; only if it changed
-  is the file hashed again, from the same open file. A changed file is refused, not served.
+  is the file hashed again, from the same open file. A changed file is refused, not served;
+  the file that was checked is the one sent (:func:`file_response`: never opened again by path).
 
 What this is not: the manifest lives in the cache, so whoever can write the cache can rewrite
 the manifest too. The tarball's integrity is checked against the string pinned in
@@ -24,6 +25,7 @@ like the model files beside it (those are checked against sha256s pinned in the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -170,3 +172,31 @@ def verify(folder: Path, identity: str, names) -> dict[str, VerifiedFile]:
         if why:
             raise CacheError(why)
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def file_response():
+    """A response that sends an already opened (and verified) file in 64 KB chunks, after the
+    handler has returned, as aiohttp's FileResponse does (so a client that does not read is a
+    connection whose response is being written: the connection cap may evict it). Not
+    FileResponse: that opens the file again by path (following links), and its ``sendfile``,
+    cut by an eviction, makes Python 3.11's asyncio log an ``InvalidStateError`` traceback."""
+    from aiohttp import web
+
+    class OpenFileResponse(web.StreamResponse):
+        def __init__(self, fobj, size: int, headers: dict[str, str]):
+            super().__init__(status=200, headers=headers)
+            self._fobj = fobj
+            self.content_length = size
+
+        async def prepare(self, request):
+            try:
+                writer = await super().prepare(request)
+                if request.method != "HEAD":
+                    while chunk := self._fobj.read(64 * 1024):  # from the page cache: verified at start
+                        await self.write(chunk)
+                return writer
+            finally:
+                self._fobj.close()
+
+    return OpenFileResponse

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import secrets
@@ -38,7 +37,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cache import CacheError
+from .cache import CacheError, file_response
 from .packages import BROWSER_MODELS, TRACKER_MODELS
 from .protocol import ClientError, check_secret, json_response, same_secret
 
@@ -121,14 +120,15 @@ class LocalRoutes:
         return True
 
     def describe(self) -> dict[str, Any]:
+        from .packages import WEB_PACKAGES  # (at call time: tests replace it)
+
         runtimes = {k: pkg for k, (pkg, files) in self.packages.items() if self._intact(files.values())}
         models = [n for n, vf in self.models.items() if self._intact([vf])]
-        from .packages import WEB_PACKAGES
-
         needed = all(p.key in runtimes for p in WEB_PACKAGES if not p.optional)
+        tracker = [n for n in self.models if n in TRACKER_MODELS]  # the person tracker's: all of them or none
         return {"available": needed and any(n in BROWSER_MODELS for n in models),
-                "models": [n for n in models if n in BROWSER_MODELS],       # the picker's segmenters
-                "tracker": [n for n in models if n in TRACKER_MODELS],      # the person tracker's models
+                "models": [n for n in models if n in BROWSER_MODELS],  # the picker's segmenters
+                "tracker": tracker if all(n in models for n in tracker) else [],
                 "runtimes": {k: f"{p.name}@{p.version}" for k, p in runtimes.items()}}
 
     def _send(self, vf):
@@ -140,7 +140,7 @@ class LocalRoutes:
             self._intact([vf])  # says why, once
             raise web.HTTPNotFound() from None
         suffix = "." + vf.rel.rsplit(".", 1)[-1]
-        return _file_response()(f, vf.size, {"Content-Type": RUNTIME_TYPES.get(suffix, "application/octet-stream"),
+        return file_response()(f, vf.size, {"Content-Type": RUNTIME_TYPES.get(suffix, "application/octet-stream"),
                                              "Cache-Control": "public, max-age=31536000, immutable",
                                              "Cross-Origin-Resource-Policy": "same-origin"})
 
@@ -369,31 +369,3 @@ class LocalRoutes:
 def _release(fut: asyncio.Future) -> None:
     if not fut.done():
         fut.set_result(None)
-
-
-@functools.lru_cache(maxsize=1)
-def _file_response():
-    """A response that sends an already opened (and verified) file in 64 KB chunks, after the
-    handler has returned, as aiohttp's FileResponse does (so a client that does not read is a
-    connection whose response is being written: the connection cap may evict it). Not
-    FileResponse: that opens the file again by path (following links), and its ``sendfile``,
-    cut by an eviction, makes Python 3.11's asyncio log an ``InvalidStateError`` traceback."""
-    from aiohttp import web
-
-    class OpenFileResponse(web.StreamResponse):
-        def __init__(self, fobj, size: int, headers: dict[str, str]):
-            super().__init__(status=200, headers=headers)
-            self._fobj = fobj
-            self.content_length = size
-
-        async def prepare(self, request):
-            try:
-                writer = await super().prepare(request)
-                if request.method != "HEAD":
-                    while chunk := self._fobj.read(64 * 1024):  # from the page cache: verified at start
-                        await self.write(chunk)
-                return writer
-            finally:
-                self._fobj.close()
-
-    return OpenFileResponse
