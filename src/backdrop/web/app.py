@@ -300,16 +300,20 @@ class BackdropServer:
             wanted, token = body.get("peer"), body.get("token")
             if wanted is not None and not isinstance(wanted, str):
                 raise ClientError('"peer" must be a peer id string')
-            check_sdp(sdp, send_video=False)
             check_secret(token)
             if not isinstance(token, str) or not token:
                 self.refuse("token")
                 raise ClientError('watching needs the stream\'s "token" (open the viewer link of the publishing page)',
                                   403)
+            # charged, and the on-device caps checked, before the SDP is parsed (the one costly
+            # check here): a flood of viewer offers that are refused costs a lookup each
             self.charge(request)
             local = self.local.by_token(token)
             if local is not None:  # an on-device stream: the browsers connect to each other
+                self.local.check_room(local)
+                check_sdp(sdp, send_video=False)
                 return json_response(await self.local.relay_view(local, sdp))
+            check_sdp(sdp, send_video=False)
             source = self.by_token(token)
             if source is None or source.processed is None or source.closed or (wanted and wanted != source.id):
                 self.refuse("token")

@@ -333,10 +333,10 @@ class LocalRoutes:
         except ClientError as exc:
             return json_response({"error": str(exc)}, exc.status)
 
-    async def relay_view(self, pub: LocalPublisher, sdp: str) -> dict[str, Any]:
-        """A viewer's offer for an on-device stream: hand it to the publisher, wait for its answer.
-        Each wait holds a connection the cap cannot evict: at most ``VIEWS_PER_STREAM`` per stream
-        and ``max_views`` in all, 503 beyond (a page that never answers holds its own few only)."""
+    def check_room(self, pub: LocalPublisher) -> None:
+        """503 unless one more viewer's offer may wait for ``pub``'s answer: each wait holds a
+        connection the cap cannot evict, so at most ``VIEWS_PER_STREAM`` per stream and
+        ``max_views`` in all (a page that never answers holds its own few only)."""
         if len(pub.answers) >= VIEWS_PER_STREAM:
             self.server.refuse("views")
             raise ClientError("too many viewers are connecting to this stream at once; try again in a few "
@@ -344,6 +344,10 @@ class LocalRoutes:
         if self.views_waiting >= self.max_views:
             self.server.refuse("views")
             raise ClientError("too many viewers are connecting at once; try again in a few seconds", 503)
+
+    async def relay_view(self, pub: LocalPublisher, sdp: str) -> dict[str, Any]:
+        """A viewer's offer for an on-device stream: hand it to the publisher, wait for its answer."""
+        self.check_room(pub)
         viewer = secrets.token_hex(6)
         fut = asyncio.get_running_loop().create_future()
         pub.answers[viewer] = fut
