@@ -132,7 +132,7 @@ def test_viewing_needs_the_publishers_token(server):
 
 # -- 3. validate first, build late; rate limits ---------------------------------------------------------------
 def test_offers_are_validated_before_anything_is_built(monkeypatch):
-    from backdrop.web import publisher  # (PublisherPeer moved out of peers.py in the issue-19 refactor)
+    from backdrop.web import publisher
 
     built = []
     original = publisher.PublisherPeer.make_processor
