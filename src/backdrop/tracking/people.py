@@ -93,16 +93,22 @@ def _paint(canvas: np.ndarray, taken: np.ndarray, person: np.ndarray) -> None:
     taken |= person
 
 
-def _paint_box(canvas: np.ndarray, box: np.ndarray, to_small: float, body: bool = False) -> None:
+def _paint_box(canvas: np.ndarray, box: np.ndarray, to_small: float, taken: np.ndarray | None = None) -> None:
     """Grey out a detection the tracker does not take (its box: the face's, which is what the
-    detector keys on), so that the next run finds someone else; ``body``: also the body below it
-    (a close-up's, which would otherwise be found again from its shoulders)."""
+    detector keys on), so that the next run finds someone else; with ``taken`` (a close-up): also
+    the body below it, which would otherwise be found again from its shoulders, marked taken (a
+    score-0.51 detection on a close-up's shoulder, talking-room frame 584, passed as someone new
+    and its mask cut the shoulders off the matte)."""
     x0, y0, x1, y1 = (np.asarray(box) * to_small).tolist()
     g = PAINT_GROW * (x1 - x0)
     h, w = canvas.shape[:2]
-    if body:
+    if taken is not None:
         g, y1 = x1 - x0, h
-    canvas[max(0, int(y0 - g)):min(h, int(np.ceil(y1 + g))), max(0, int(x0 - g)):min(w, int(np.ceil(x1 + g)))] = 128
+    region = (slice(max(0, int(y0 - g)), min(h, int(np.ceil(y1 + g)))),
+              slice(max(0, int(x0 - g)), min(w, int(np.ceil(x1 + g)))))
+    canvas[region] = 128
+    if taken is not None:
+        taken[region] = True
 
 
 def _box_of(landmarks: np.ndarray) -> tuple[float, float, float, float]:
@@ -167,7 +173,7 @@ class PersonTracker:
                 if usable:
                     self.closeups += 1
                     self.closeup_rois.append(Roi.from_points(hip, scale_point))
-                _paint_box(canvas, det.box, to_small, body=usable)
+                _paint_box(canvas, det.box, to_small, taken if usable else None)
                 continue
             if any(np.hypot(hip[0] - t.roi.cx, hip[1] - t.roi.cy) < SAME_PERSON * t.roi.side for t in self.tracks):
                 _paint_box(canvas, det.box, to_small)  # already tracked: its own crop is better
