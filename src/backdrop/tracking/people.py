@@ -38,6 +38,9 @@ SAME_PERSON = 0.1  # a detection whose hip is this close to a track's crop centr
 CLOSEUP = (0.95, 1.05)  # a new person is a close-up when their hip is below 0.95 of the frame's height,
 # a tracked one becomes one when both hips go below 1.05 of it: between, nothing changes (a
 # person seated behind a desk, hips at 1.0-1.14, no longer flips between the two every few frames)
+CLOSEUP_SIDE = 2.0  # a detection whose crop is over twice the frame's longer side has no whole body in view:
+# a close-up too, at any rotation (a face-filling portrait gave a score-0.72 "person lying down" with a
+# 1443-px crop in a 512-px frame, centred off the frame, whose mask took the background: MAD 68 -> 249)
 LOOK_EVERY = 15  # motion where nobody is runs the detector at most every this many frames
 ROTATED_SCORE = 0.7  # detector score a person turned over 45 degrees needs (real ones: 0.95-0.98, at
 # any rotation of DAVIS hike/lucia; a wooden stool read as a person lying down: 0.55)
@@ -169,7 +172,8 @@ class PersonTracker:
             det = found[0]
             hip, scale_point = det.keypoints[0], det.keypoints[1]
             usable = np.isfinite(det.keypoints[:2]).all() and np.hypot(*(scale_point - hip)) >= 2
-            if not usable or hip[1] > CLOSEUP[0] * size[1]:  # head and shoulders: the selfie network's framing
+            closeup = hip[1] > CLOSEUP[0] * size[1] or Roi.from_points(hip, scale_point).side > CLOSEUP_SIDE * max(size)
+            if not usable or closeup:  # head and shoulders: the selfie network's framing
                 if usable:
                     self.closeups += 1
                     self.closeup_rois.append(Roi.from_points(hip, scale_point))

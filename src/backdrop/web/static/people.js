@@ -80,7 +80,8 @@ export class PeopleTracker {
       if (!det) break;
       const [hip, point] = det.keypoints;
       const usable = Math.hypot(point[0] - hip[0], point[1] - hip[1]) >= 2;
-      if (!usable || hip[1] > c.closeup_in * h) {
+      const closeup = usable && (hip[1] > c.closeup_in * h || Roi.fromPoints(hip, point).side > c.closeup_side * Math.max(w, h));
+      if (!usable || closeup) {
         if (usable) this.closeups.push(Roi.fromPoints(hip, point));
         paintBox(det.box, usable);
         continue;
