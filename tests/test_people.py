@@ -181,3 +181,23 @@ def test_a_person_walking_in_is_picked_up_within_a_few_frames():
             seen = i
             break
     assert seen is not None and seen <= 2, seen
+
+
+def test_the_detectors_anchor_grids_and_the_one_euro_filter():
+    """MediaPipe's anchor layouts (2254 for the pose detector, 896 for BlazeFace), and the One Euro
+    filter: jitter on a still point is cut, a steady motion is followed with little lag."""
+    from backdrop.models.pose import FACE_DETECTOR, POSE_DETECTOR
+    from backdrop.models.ssd import anchors
+    from backdrop.tracking.one_euro import OneEuro
+
+    assert len(anchors(POSE_DETECTOR.size, POSE_DETECTOR.strides)) == 2254
+    assert len(anchors(FACE_DETECTOR.size, FACE_DETECTOR.strides)) == 896
+    from backdrop.tracking.people import AUX_FILTER
+
+    rng = np.random.default_rng(0)
+    f = OneEuro(*AUX_FILTER)  # the crop's centre and scale point; a person 200 px in scale
+    still = [f(np.array([100.0 + rng.normal(0, 1)]), 1 / 200)[0] for _ in range(60)]
+    assert np.std(still[30:]) < 0.3  # 1 px of jitter cut by more than two thirds
+    g = OneEuro(*AUX_FILTER)
+    moving = [g(np.array([100.0 + 5 * t]), 1 / 200)[0] for t in range(60)]
+    assert abs(moving[-1] - (100 + 5 * 59)) < 15  # a 5 px/frame walk followed within three frames

@@ -132,11 +132,11 @@ def test_viewing_needs_the_publishers_token(server):
 
 # -- 3. validate first, build late; rate limits ---------------------------------------------------------------
 def test_offers_are_validated_before_anything_is_built(monkeypatch):
-    from backdrop.web import peers
+    from backdrop.web import publisher
 
     built = []
-    original = peers.PublisherPeer.make_processor
-    monkeypatch.setattr(peers.PublisherPeer, "make_processor", lambda self: (built.append(1), original(self)))
+    original = publisher.PublisherPeer.make_processor
+    monkeypatch.setattr(publisher.PublisherPeer, "make_processor", lambda self: (built.append(1), original(self)))
     with ServerThread(ServerConfig(port=0, background="#00ff00", max_peers=1, offer_rate=0.1,
                                    offer_burst=3)) as srv:
         async def main():

@@ -189,7 +189,10 @@ def test_config_says_whether_the_page_can_process_on_device(server):
     packages, models = local_files()
     assert status == 200 and cfg["process_on"] == "device"
     assert cfg["local"]["available"] == bool(packages and models)
-    assert cfg["local"]["models"] == list(models)
+    from backdrop.web.packages import BROWSER_MODELS, TRACKER_MODELS
+
+    assert cfg["local"]["models"] == [n for n in models if n in BROWSER_MODELS]  # the picker's segmenters
+    assert cfg["local"]["tracker"] == [n for n in models if n in TRACKER_MODELS]  # the person tracker's models
 
 
 def test_only_the_declared_runtime_files_are_served(server):

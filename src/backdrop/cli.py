@@ -21,7 +21,7 @@ from .errors import (STOP_SIGNALS, BackdropError, OptionError, Terminated, defer
                      note_stop)
 from .stdio import guarded_streams
 
-COMMANDS = ["video", "image", "models", "sample", "eval", "bench", "camera", "serve", "train", "batch"]
+COMMANDS = ["video", "image", "upscale", "models", "sample", "eval", "bench", "camera", "serve", "train", "batch"]
 
 
 class Parser(argparse.ArgumentParser):

@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .errors import InputError, OutputError
+from .errors import InputError, OptionError, OutputError
 from .io.atomic import check_output_path, make_folder
 from .io.formats import check_video_output_suffix
 from .io.image import IMAGE_SUFFIXES, read_image, write_image
@@ -40,7 +40,7 @@ def _progress(total: int | None, desc: str, quiet: bool):
 def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None = None,
                   background: Any = None, crf: int = 20, preset: str = "veryfast",
                   quiet: bool = False, keep_audio: bool = True, overlap: bool = True,
-                  strict: bool = False, **options: Any) -> dict[str, Any]:
+                  strict: bool = False, upscale: int = 0, **options: Any) -> dict[str, Any]:
     """Replace the background of every frame of ``src`` and write ``dst``.
 
     With ``overlap`` decoding and encoding run on their own threads (bounded queues), so they
@@ -52,6 +52,9 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
 
     An input that looks cut short or damaged gives a warning (the output holds every frame that
     could be decoded); with ``strict`` it is an :class:`InputError` and nothing is written.
+
+    ``upscale=2`` makes every composite twice as large with the ``sr-x2`` network, the last step
+    (:func:`upscale_step`; the frames stay I420 planes where they were).
     """
     src, dst = Path(src), Path(dst)
     validate_encoder_options(crf, preset)
@@ -59,12 +62,23 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
         raise missing_input(src)
     dst = check_output_path(dst, src)
     check_video_output_suffix(dst.suffix, dst.name)
+    up = upscale_step(upscale)
     reader = VideoReader(src)
     try:
+        if up is not None and reader.coded_width and reader.coded_height:
+            from .superres.frames import check_size
+
+            check_size(reader.coded_width, reader.coded_height, upscale)  # before any output exists
         pipe = pipeline or Pipeline(background=background, quiet=quiet, **options)
     except BaseException:
         reader.close()
         raise
+    if up is not None and pipe.pixel_format == "gray":
+        reader.close()
+        if pipeline is None:
+            pipe.close()
+        raise OptionError("{option} makes pictures sharper; a matte output (--background matte) is not one",
+                          option="upscale")
     # frames stay in the decoder's YUV planes when the output is RGB (planar.py): the fused pass
     # blends them and the encoder takes them as they are
     reader.planar = pipe.pixel_format == "rgb"
@@ -76,8 +90,12 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
                                   preset=preset, audio_from=src if keep_audio and reader.has_audio else None)
 
         def composite(frames):
-            return ((item.pts, out) for item, _, out in pipe.stream(frames, image_of=lambda f: f.image,
+            made = ((item.pts, out) for item, _, out in pipe.stream(frames, image_of=lambda f: f.image,
                                                                           mattes=False, defer=overlap))
+            if up is None:
+                return made
+            # deferred: with overlap the upscale runs on the writer's thread, as the composite does
+            return ((pts, lambda out=out: up(out() if callable(out) else out)) for pts, out in made)
 
         def finish(count: int) -> None:
             if strict and reader.truncated:
@@ -86,7 +104,7 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
 
         with _progress(reader.frame_count, src.name, quiet) as bar:
             frames = transcode(reader, dst, settings, composite, overlap=overlap, on_frame=lambda _: bar.update(1),
-                               depth=queue_depth(*reader.size),
+                               depth=queue_depth(*(2 * v if up else v for v in reader.size)),
                                timer=pipe.timer, check=finish,
                                empty=InputError(f"video has no decodable frames: {src.name}")).frames
     finally:
@@ -104,6 +122,17 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
     return {**pipe.stats(), "frames": frames, "seconds": seconds,
             "fps": frames / seconds if seconds else 0.0, "rotation": reader.rotation,
             "bad_packets": reader.bad_packets, "truncated": reader.truncated}
+
+
+def upscale_step(factor: int):
+    """``--upscale``: None for 0, else the :class:`~backdrop.superres.Upscaler` every finished
+    frame goes through (RGB, RGBA or I420 planes; x2 only, one line otherwise)."""
+    if not factor:
+        return None
+    from .superres import Upscaler
+    from .superres.frames import check_scale
+
+    return Upscaler(check_scale(factor, option="upscale"))
 
 
 def _damage(reader: VideoReader) -> str:
@@ -148,8 +177,10 @@ def plan_outputs(files: list[Path], out_dir: Path, pixel_format: str) -> list[Pa
 
 
 def process_image(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None = None,
-                  background: Any = None, quiet: bool = False, **options: Any) -> dict[str, Any]:
-    """Replace the background of one image (same size out), or of every image in a folder.
+                  background: Any = None, quiet: bool = False, upscale: int = 0,
+                  **options: Any) -> dict[str, Any]:
+    """Replace the background of one image (same size out; twice it with ``upscale=2``), or of
+    every image in a folder.
 
     For a folder, ``dst`` is a folder (created if missing) and each output keeps its name (a
     transparent result from a JPEG is written as PNG; a name this run already wrote is never
@@ -161,6 +192,7 @@ def process_image(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
     if not src.exists():
         raise missing_input(src)
     files = _folder_inputs(src, dst) if src.is_dir() else None  # refused before a model loads
+    up = upscale_step(upscale)
     pipe = pipeline or Pipeline(background=background, quiet=quiet, **options)
     t0 = time.perf_counter()
     failed: list[tuple[str, str]] = []
@@ -172,7 +204,7 @@ def process_image(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
             with _progress(len(files), src.name, quiet) as bar:
                 for f, out in zip(files, plan_outputs(files, dst, pipe.pixel_format)):
                     try:
-                        _one_image(pipe, f, out)
+                        _one_image(pipe, f, out, up)
                     except InputError as exc:
                         failed.append((f.name, str(exc)))
                         log.debug("skipping %s: %s", f, exc)
@@ -181,7 +213,7 @@ def process_image(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
                     bar.update(1)
         else:
             check_output_path(dst, src)
-            _one_image(pipe, src, dst)
+            _one_image(pipe, src, dst, up)
             written.append(dst)
     finally:
         if pipeline is None:
@@ -213,8 +245,12 @@ def _folder_inputs(src: Path, dst: Path) -> list[Path]:
     return files
 
 
-def _one_image(pipe: Pipeline, src: Path, dst: Path) -> None:
+def _one_image(pipe: Pipeline, src: Path, dst: Path, up=None) -> None:
     frame = read_image(src)
+    if up is not None:
+        from .superres.frames import check_size
+
+        check_size(frame.shape[1], frame.shape[0], up.scale)  # before the matte is paid for
     pipe.reset()  # photos are independent: no temporal state between them
     out = pipe(frame)
-    write_image(dst, out)
+    write_image(dst, up(out) if up is not None else out)

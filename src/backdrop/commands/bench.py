@@ -35,10 +35,46 @@ def register(sub) -> None:
                    help="skip the file-to-file runs (stages then come from the pipeline alone, no encode)")
     p.add_argument("--no-live", action="store_true", help="skip the live-latency run")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocess")
+    p.add_argument("--upscale", action="store_true",
+                   help="measure the x2 upscaler instead: Y-PSNR/SSIM of bilinear, bicubic, Lanczos, FSR 1 and "
+                        "ours on the held-out clip (or CLIP) after a call-like H.264/VP8 degradation, and ms per "
+                        "360p -> 720p frame")
     p.set_defaults(func=run)
 
 
+def run_upscale(args) -> int:
+    """``backdrop bench --upscale``: the anchor table (docs/benchmarks.md, benchmarks/upscale.py)."""
+    from pathlib import Path
+
+    from ..bench import describe_machine, machine_info, shared_data_dir
+    from ..errors import InputError
+    from ..superres.anchors import HELD_OUT, markdown, quality, read_frames, speed
+
+    clip = Path(args.clip) if args.clip else shared_data_dir().joinpath(*HELD_OUT)
+    if not clip.is_file():
+        raise InputError(f"clip not found: {clip}")
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(f"backdrop bench: {msg}", file=sys.stderr,
+                                                                   flush=True))
+    say(f"upscale quality on {clip.name} (call-like H.264 / VP8 degradation)...")
+    q = quality(clip, frames=args.frames or 60)
+    say("upscale speed, 640x360 -> 1280x720...")
+    import cv2
+
+    frame = cv2.resize(read_frames(clip, 1)[0], (640, 360), interpolation=cv2.INTER_AREA)
+    sp = speed(frame, reps=max(10, 10 * args.repeat))
+    result = {"machine": machine_info(), "quality": q, "speed": sp}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(describe_machine(result["machine"]))
+        print(markdown(q, sp))
+        print(f"load average before / after the speed runs: {sp['load_before']} / {sp['load_after']}")
+    return 0
+
+
 def run(args) -> int:
+    if args.upscale:
+        return run_upscale(args)
     from ..bench import BenchConfig, format_text, parse_sizes, run_bench
 
     cfg = BenchConfig(clip=args.clip, sizes=parse_sizes(args.sizes), frames=args.frames,

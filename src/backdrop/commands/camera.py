@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from .common import add_pipeline_args, background_from_args, pipeline_options
+from .common import add_pipeline_args, add_upscale_arg, background_from_args, pipeline_options, upscale_of
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ def register(sub) -> None:
                    help="log fps and latency every S seconds (0: only at the end)")
     p.add_argument("--loop", action="store_true", help="with a file as --device: loop it forever")
     add_pipeline_args(p, presenter=True)
+    add_upscale_arg(p)
     p.set_defaults(func=run)
 
 
@@ -77,6 +78,11 @@ def run(args) -> int:
         raise OptionError("nothing to show: drop --no-virtual, or add --preview or --output FILE")
 
     options = pipeline_options(args)
+    upscale = upscale_of(args)
+    if upscale:
+        from ..superres.frames import check_size
+
+        check_size(args.width, args.height, upscale)  # an 8K camera x2: one line, before the light
     settings = LiveSettings(effect=not args.no_effect, background=background_from_args(args),
                             model=options.model, mirror=args.mirror)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(f"backdrop: {msg}", file=sys.stderr))
@@ -84,7 +90,7 @@ def run(args) -> int:
     # check everything a user can get wrong before the camera light turns on
     if virtual:
         check_virtual_camera(args.virtual_device)
-    processor = LiveProcessor(settings, options=options)
+    processor = LiveProcessor(settings, options=options, upscale=upscale)
     sinks = []
     closers = [processor.close]
     try:

@@ -76,6 +76,23 @@ def add_pipeline_args(p: argparse.ArgumentParser, *, background: bool = True, vi
     p.add_argument("--quiet", "-q", action="store_true", help=OPTIONS["quiet"].help)
 
 
+def add_upscale_arg(p: argparse.ArgumentParser) -> None:
+    """``--upscale 2``: super-resolve the finished frames x2, the last step (see ``backdrop upscale``)."""
+    p.add_argument("--upscale", type=int, default=0, metavar="2",
+                   help="make the output twice as large with Backdrop's own super-resolution network, "
+                        "after compositing (only 2 is trained)")
+
+
+def upscale_of(args: argparse.Namespace) -> int:
+    """The --upscale factor, checked (0: off); one line for a factor that is not trained."""
+    value = getattr(args, "upscale", 0) or 0
+    if value:
+        from ..superres.frames import check_scale
+
+        check_scale(value, option="upscale")
+    return value
+
+
 def options_from_args(args: argparse.Namespace) -> dict:
     """The PipelineOptions fields present on ``args`` as a dict of overrides."""
     return {k: v for k, v in vars(args).items() if k in OPTIONS and v is not None}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_pipeline_args, background_from_args, pipeline_options
+from .common import add_pipeline_args, add_upscale_arg, background_from_args, pipeline_options, upscale_of
 
 
 def register(sub) -> None:
@@ -14,6 +14,7 @@ def register(sub) -> None:
     p.add_argument("input", help="input image or folder of images")
     p.add_argument("output", help="output image (.png/.jpg/.webp) or folder")
     add_pipeline_args(p, video=False, presenter=True)
+    add_upscale_arg(p)
     p.set_defaults(func=run)
 
 
@@ -22,8 +23,9 @@ def run(args) -> int:
 
     from ..errors import escape_controls
 
+    upscale = upscale_of(args)
     stats = process_image(args.input, args.output, background=background_from_args(args), quiet=args.quiet,
-                          options=pipeline_options(args))
+                          options=pipeline_options(args), upscale=upscale)
     failed = stats.get("failed") or []
     for name, reason in failed:  # the report: always shown, also with --quiet
         print(escape_controls(f"backdrop: failed: {name}: {reason}"), file=sys.stderr)

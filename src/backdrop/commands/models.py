@@ -22,14 +22,14 @@ def run(args) -> int:
     from ..models.registry import MODELS, cached_path, fetch, is_cached, model_dir
 
     from ..web.npm import is_fetched, package_dir
-    from ..web.packages import BROWSER_MODELS, WEB_PACKAGES
+    from ..web.packages import BROWSER_MODELS, TRACKER_MODELS, WEB_PACKAGES
 
     if args.fetch is not None:
         names = [n for n in args.fetch if n != "web"]
         if "web" in args.fetch:
             from ..web.npm import fetch_all
 
-            fetch([n for n in BROWSER_MODELS if n in MODELS])
+            fetch([n for n in (*BROWSER_MODELS, *TRACKER_MODELS) if n in MODELS])
             fetch_all(WEB_PACKAGES)
         if names or not args.fetch:
             fetch(names or None)

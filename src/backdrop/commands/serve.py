@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_pipeline_args, pipeline_options
+from .common import add_pipeline_args, add_upscale_arg, pipeline_options, upscale_of
 
 
 def register(sub) -> None:
@@ -39,6 +39,7 @@ def register(sub) -> None:
     p.add_argument("--key", default=None, metavar="PEM", help="TLS private key")
     # --key is the TLS key here; a page sets the chroma key live ({"key": "green"})
     add_pipeline_args(p, background=False, presenter=False, without=("key",))  # --model (pages may switch between known models), stages
+    add_upscale_arg(p)  # server mode: each composite x2 before it is sent (the page upscales on its own)
     p.set_defaults(func=run)
 
 
@@ -60,7 +61,7 @@ def run(args) -> int:
                           max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), background=args.background,
                           model=options.model, threads=options.threads, options=options,
                           idle_timeout=args.idle_timeout, allow_hosts=tuple(args.allow_host),
-                          process_on=args.process_on,
+                          process_on=args.process_on, upscale=upscale_of(args),
                           certfile=args.cert, keyfile=args.key).validate()
     from ..models import load_model
 

@@ -1,4 +1,4 @@
-"""``backdrop train {fit,export,adapt,label,info}``: train, export and adapt our own students.
+"""``backdrop train {fit,export,adapt,label,info,sr}``: train, export and adapt our own students.
 
 Thin wrappers over :mod:`backdrop.train`; nothing here imports torch until a sub-command runs,
 so ``backdrop --help`` works without the ``[train]`` extra (a sub-command that needs torch says
@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train, export and adapt your own segmentation model",
+    p = sub.add_parser("train", help="train, export and adapt your own segmentation model; train the upscaler",
                        description="Train a MobileNetV2 U-Net student on labelled people (synthesised onto "
                                    "backgrounds, distilled from a teacher), export it to ONNX, or adapt it "
                                    "to your own scene. Needs the [train] extra. See docs/training.md.")
@@ -65,6 +65,15 @@ def register(sub) -> None:
     lb.add_argument("--min-person", type=float, default=0.0, help="drop frames with less person than this fraction")
     lb.add_argument("--quiet", "-q", action="store_true")
     lb.set_defaults(func=run_label)
+
+    s = tsub.add_parser("sr", help="train the x2 super-resolution network (backdrop upscale, the page's upscale x2)")
+    s.add_argument("config", help="training config, e.g. configs/sr-x2.toml (the shipped weights' own)")
+    s.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value (repeatable), e.g. --set optim.steps=200")
+    s.add_argument("--out", help="run folder (overrides run.out)")
+    s.add_argument("--resume", action="store_true", help="continue the run in run.out from last.pt")
+    s.add_argument("--quiet", "-q", action="store_true", help="no per-validation lines")
+    s.set_defaults(func=run_sr)
 
     i = tsub.add_parser("info", help="model size (parameters, FLOPs), data splits, held-out scores")
     i.add_argument("config", nargs="?", help="training config (default: built-in defaults)")
@@ -173,6 +182,18 @@ def run_label(args) -> int:
     r = label_frames(teacher, iter_frames(args.frames, every=args.every, limit=args.max_frames or None),
                      args.out, min_agreement=args.min_agreement, min_person=args.min_person, quiet=args.quiet)
     print(f"backdrop: labelled {r['kept']} frames into {r['out']} (dropped {r['dropped']})", file=sys.stderr)
+    return 0
+
+
+def run_sr(args) -> int:
+    from ..train import require_torch
+
+    require_torch()
+    from ..train.sr_config import load_sr_config
+    from ..train.sr_loop import fit_sr
+
+    cfg = load_sr_config(args.config, list(args.set) + ([f"run.out={json.dumps(args.out)}"] if args.out else []))
+    print(json.dumps(fit_sr(cfg, resume=args.resume, quiet=args.quiet), indent=2))
     return 0
 
 

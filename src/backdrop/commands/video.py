@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_pipeline_args, background_from_args, pipeline_options
+from .common import add_pipeline_args, add_upscale_arg, background_from_args, pipeline_options, upscale_of
 
 
 def register(sub) -> None:
@@ -21,15 +21,17 @@ def register(sub) -> None:
     p.add_argument("--strict", action="store_true",
                    help="an input that looks cut short or damaged is an error (exit 2, no output) "
                         "instead of a warning")
+    add_upscale_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..process import process_video
 
+    upscale = upscale_of(args)
     stats = process_video(args.input, args.output, background=background_from_args(args), crf=args.crf,
                           preset=args.preset, keep_audio=not args.no_audio, quiet=args.quiet, strict=args.strict,
-                          options=pipeline_options(args))
+                          options=pipeline_options(args), upscale=upscale)
     if not args.quiet:
         from ..errors import escape_controls
 

@@ -37,7 +37,7 @@ class LiveProcessor:
     def __init__(self, settings: LiveSettings | None = None, *, options: PipelineOptions | None = None,
                  pipeline: Pipeline | None = None, allow_files: bool = True,
                  resolve: Callable[[str], Any] | None = None,
-                 known_uploads: Callable[[str], bool] | None = None):
+                 known_uploads: Callable[[str], bool] | None = None, upscale: int = 0):
         self.settings = settings or LiveSettings()
         self.options = options or PipelineOptions(model=self.settings.model, quiet=True)
         if options is not None and settings is not None and settings.model != options.model:
@@ -54,6 +54,12 @@ class LiveProcessor:
             pipeline = Pipeline(background=self.resolve(self.settings.background), options=self.options,
                                 live=True)
         self.pipeline = pipeline
+        # --upscale: x2 super-resolution of the finished frame, the last step (after the mirror)
+        self.upscaler = None
+        if upscale:
+            from ..superres import Upscaler
+
+            self.upscaler = Upscaler(upscale, threads=self.options.threads or 2)
 
     @property
     def target(self) -> LiveSettings:
@@ -106,7 +112,8 @@ class LiveProcessor:
         self.settings = target
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
-        """One frame through the current settings (RGB uint8 in, RGB uint8 out, same size)."""
+        """One frame through the current settings (RGB uint8 in, RGB uint8 out: the same size, or
+        twice it with ``upscale``)."""
         if self._pending or self.settings is not self._target:
             self._apply_pending()
         s = self.settings
@@ -120,6 +127,8 @@ class LiveProcessor:
             out = frame
         if s.mirror:
             out = np.ascontiguousarray(out[:, ::-1])
+        if self.upscaler is not None:
+            out = self.upscaler.rgb(out)
         self._frames += 1
         if self._frames % TIMER_RESET_FRAMES == 0:
             self.pipeline.timer.reset()

@@ -35,6 +35,10 @@ BODY = 33  # landmarks 0..32 are the body; 33 and 34 the next crop's centre and 
 AUX_FILTER = (0.01, 10.0)  # MediaPipe 0.10.21's One Euro settings (min_cutoff, beta) for 33/34
 BODY_FILTER = (0.05, 80.0)  # ... and for the body landmarks
 SAME_PERSON = 0.1  # a detection whose hip is this close to a track's crop centre (x side) is that track
+CLOSEUP = (0.95, 1.05)  # a new person is a close-up when their hip is below 0.95 of the frame's height,
+# a tracked one becomes one when both hips go below 1.05 of it: between, nothing changes (a
+# person seated behind a desk, hips at 1.0-1.14, no longer flips between the two every few frames)
+LOOK_EVERY = 15  # motion where nobody is runs the detector at most every this many frames
 ROTATED_SCORE = 0.7  # detector score a person turned over 45 degrees needs (real ones: 0.95-0.98, at
 # any rotation of DAVIS hike/lucia; a wooden stool read as a person lying down: 0.55)
 MIN_MASK = 0.01  # a new person's mask covers at least this share of their crop (a wall is nobody)
@@ -89,12 +93,15 @@ def _paint(canvas: np.ndarray, taken: np.ndarray, person: np.ndarray) -> None:
     taken |= person
 
 
-def _paint_box(canvas: np.ndarray, box: np.ndarray, to_small: float) -> None:
+def _paint_box(canvas: np.ndarray, box: np.ndarray, to_small: float, body: bool = False) -> None:
     """Grey out a detection the tracker does not take (its box: the face's, which is what the
-    detector keys on), so that the next run finds someone else."""
+    detector keys on), so that the next run finds someone else; ``body``: also the body below it
+    (a close-up's, which would otherwise be found again from its shoulders)."""
     x0, y0, x1, y1 = (np.asarray(box) * to_small).tolist()
     g = PAINT_GROW * (x1 - x0)
     h, w = canvas.shape[:2]
+    if body:
+        g, y1 = x1 - x0, h
     canvas[max(0, int(y0 - g)):min(h, int(np.ceil(y1 + g))), max(0, int(x0 - g)):min(w, int(np.ceil(x1 + g)))] = 128
 
 
@@ -114,6 +121,7 @@ class PersonTracker:
         self.tracks: list[Track] = []
         self.next_id = 1
         self.since_detect = 0
+        self.since_look = LOOK_EVERY
         self.detect_now = True
         self.detections = 0  # detector runs (bench, tests)
         self.closeups = 0
@@ -155,11 +163,11 @@ class PersonTracker:
             det = found[0]
             hip, scale_point = det.keypoints[0], det.keypoints[1]
             usable = np.isfinite(det.keypoints[:2]).all() and np.hypot(*(scale_point - hip)) >= 2
-            if not usable or hip[1] > size[1]:  # a head-and-shoulders close-up: the selfie network's framing
+            if not usable or hip[1] > CLOSEUP[0] * size[1]:  # head and shoulders: the selfie network's framing
                 if usable:
                     self.closeups += 1
                     self.closeup_rois.append(Roi.from_points(hip, scale_point))
-                _paint_box(canvas, det.box, to_small)
+                _paint_box(canvas, det.box, to_small, body=usable)
                 continue
             if any(np.hypot(hip[0] - t.roi.cx, hip[1] - t.roi.cy) < SAME_PERSON * t.roi.side for t in self.tracks):
                 _paint_box(canvas, det.box, to_small)  # already tracked: its own crop is better
@@ -225,6 +233,11 @@ class PersonTracker:
         detector now (something moved where nobody is). Returns the tracks present in this
         frame, each with its ``result`` and ``person``."""
         self.since_detect += 1
+        self.since_look += 1
+        if look and self.since_look >= LOOK_EVERY:
+            self.since_look = 0
+        else:
+            look = False
         if look or self.detect_now or self.since_detect >= self.redetect_every:
             self._detect(small, crop, size)
         alive = []
@@ -233,7 +246,7 @@ class PersonTracker:
             if result.presence <= PRESENCE:
                 self.detect_now = True  # lost: look again next frame
                 continue
-            if (result.landmarks[[23, 24], 1] > size[1]).all():
+            if (result.landmarks[[23, 24], 1] > CLOSEUP[1] * size[1]).all():
                 self.closeups += 1
                 self.closeup_rois.append(result.roi)
                 continue  # the hips left the frame: a close-up now, the selfie network's framing

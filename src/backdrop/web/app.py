@@ -62,6 +62,7 @@ class BackdropServer:
                                on_released=self.collect_released, on_frame=self.count_frame,
                                publisher_count=lambda: len(self.publishers))
         self.local = LocalRoutes(self, *local_files())
+        self._upscale_weights: dict | None = None
         self.app = self._make_app()
 
     # -- app
@@ -94,6 +95,7 @@ class BackdropServer:
         app.router.add_get("/config", self.get_config)
         app.router.add_get("/peers", self.get_peers)
         app.router.add_get("/stats", self.get_stats)
+        app.router.add_get("/upscale/weights.json", self.get_upscale_weights)
         app.router.add_post("/offer", self.post_offer)
         app.router.add_post("/view", self.post_view)
         self.local.add(app.router)
@@ -153,6 +155,15 @@ class BackdropServer:
                       "max_upload_bytes": self.config.max_upload_bytes, "upload_types": sorted(UPLOAD_TYPES),
                       "max_peers": self.config.max_peers, "process_on": self.config.process_on,
                       "local": self.local.describe(), "pipeline": pipeline_declaration(self.config.options)})
+
+    async def get_upscale_weights(self, request):
+        """The shipped sr-x2 network for the page's WebGL passes (gl-upscale.js), made from the
+        package's weights file on first use: the page never carries a copy of the numbers."""
+        if self._upscale_weights is None:
+            from ..superres.network import SRWeights
+
+            self._upscale_weights = SRWeights.load().to_json()
+        return json_response(self._upscale_weights)
 
     def by_token(self, token: Any) -> PublisherPeer | None:
         """The publisher whose viewer token this is (constant-time compare), or None."""
@@ -333,10 +344,10 @@ class BackdropServer:
 def local_files():
     """The fetched browser packages and the browser-runnable cached models (nothing fetched here:
     ``backdrop serve`` fetches before it starts, so a server never waits on the network)."""
-    from ..models.registry import KNOWN_MODELS, cached_path, is_cached
+    from ..models.registry import DEFAULT_FETCH, cached_path, is_cached
     from .npm import is_fetched
-    from .packages import BROWSER_MODELS, WEB_PACKAGES
+    from .packages import BROWSER_MODELS, TRACKER_MODELS, WEB_PACKAGES
 
     packages = [p for p in WEB_PACKAGES if is_fetched(p)]
-    models = {n: cached_path(n) for n in BROWSER_MODELS if n in KNOWN_MODELS and is_cached(n)}
+    models = {n: cached_path(n) for n in (*BROWSER_MODELS, *TRACKER_MODELS) if n in DEFAULT_FETCH and is_cached(n)}
     return packages, models

@@ -79,8 +79,15 @@ class ServerConfig:
     body_timeout: float = 10.0        # an offer's body must arrive within this
     upload_max_side: int = 1920       # uploaded pictures/videos larger than this are scaled down
     process_on: str = "device"        # the page's default: "device" (in the browser) or "server"
+    upscale: int = 0                  # server mode: x2 super-resolution of each composite (0: off)
 
     def validate(self) -> "ServerConfig":
+        if self.upscale:
+            from ..superres.frames import check_scale
+
+            check_scale(self.upscale)
+            if self.marker_rows:
+                raise OptionError("marker_rows (a measurement aid) and upscale do not go together")
         if not 1 <= self.max_peers <= 256:
             raise OptionError(f"{{option}} must be between 1 and 256, got {self.max_peers}", option="max_peers")
         if not 0 <= self.max_viewers <= 1024:

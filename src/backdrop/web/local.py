@@ -31,6 +31,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .packages import BROWSER_MODELS, TRACKER_MODELS
 from .protocol import ClientError, json_response, same_secret
 
 log = logging.getLogger(__name__)
@@ -95,10 +96,11 @@ class LocalRoutes:
 
     @property
     def available(self) -> bool:
-        return bool(self.packages) and bool(self.models)
+        return bool(self.packages) and any(n in BROWSER_MODELS for n in self.models)
 
     def describe(self) -> dict[str, Any]:
-        return {"available": self.available, "models": list(self.models),
+        return {"available": self.available, "models": [n for n in self.models if n in BROWSER_MODELS],
+                "tracker": [n for n in self.models if n in TRACKER_MODELS],
                 "runtimes": {k: f"{p.name}@{p.version}" for k, p in self.packages.items()}}
 
     # -- files

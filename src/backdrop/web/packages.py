@@ -42,4 +42,6 @@ PDFJS = WebPackage(
 WEB_PACKAGES: tuple[WebPackage, ...] = (LITERT, LITERT_WASM_UTILS, PDFJS)
 
 BROWSER_MODELS = ("selfie", "selfie-landscape")
-"""Models the page can run (the .tflite files the Python side caches); the first is the default."""
+"""Segmenters the page can run (the .tflite files the Python side caches); the first is the default."""
+TRACKER_MODELS = ("pose-detector", "pose-landmarks")
+"""The person tracker's models the page runs too (the same files: issue 20)."""

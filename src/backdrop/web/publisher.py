@@ -67,7 +67,8 @@ class PublisherPeer(Peer, UploadReceiver):
         options = dataclasses.replace(cfg.options or PipelineOptions(), model=self.links.model,
                                       threads=cfg.threads, quiet=True)
         self.processor = LiveProcessor(settings, options=options, allow_files=False,
-                                       resolve=self._resolve, known_uploads=lambda s: s in self.uploads)
+                                       resolve=self._resolve, known_uploads=lambda s: s in self.uploads,
+                                       upscale=cfg.upscale)
 
     def _resolve(self, spec: str) -> Any:
         path = self.uploads.get(spec)

@@ -52,10 +52,12 @@ export function variant(gl, fragment, defines = {}) {
   return cache.get(key);
 }
 
-export function program(gl, fragment, head = "") {
+// `header` replaces HEADER for a shader with several outputs (gl-upscale.js: one layer of a
+// network writes 8 or 16 channels at once, `layout(location = k) out vec4 ...` each)
+export function program(gl, fragment, head = "", header = HEADER) {
   const p = gl.createProgram();
   gl.attachShader(p, compile(gl, gl.VERTEX_SHADER, VERTEX));
-  gl.attachShader(p, compile(gl, gl.FRAGMENT_SHADER, HEADER + head + fragment));
+  gl.attachShader(p, compile(gl, gl.FRAGMENT_SHADER, header + head + fragment));
   gl.bindAttribLocation(p, 0, "pos");
   gl.linkProgram(p);
   if (!gl.getProgramParameter(p, gl.LINK_STATUS)) throw new Error(`link: ${gl.getProgramInfoLog(p)}`);

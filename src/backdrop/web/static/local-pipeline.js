@@ -15,6 +15,8 @@ import { makeWrap } from "./gl-wrap.js";
 import { makeTouchUp } from "./gl-touchup.js";
 import { makeCompose } from "./gl-compose.js";
 import { makeInput } from "./gl-input.js";
+import { makeWarp } from "./gl-warp.js";
+import { makePeople } from "./gl-people.js";
 import { fitPicture } from "./gl-background.js";
 
 // long side of the working matte. The Python default is 512; in the browser 256 (the network's
@@ -24,13 +26,18 @@ export const WORK_SIZE = 256;
 
 // the page's passes by the name a stage declares in `web=` (roi runs before the network, in local.js)
 const PASSES = {
-  roi: null,
+  // the person tracker runs before the network (local.js, people.js); here its masks are pasted
+  people(p, ctx, s, c) {
+    if (!s.roi || !ctx.tracks.length) return;
+    ctx.mask = p.people(ctx.tracks, ctx.mask, ctx.crop, ctx.w, ctx.h, ctx.ww, ctx.wh, c);
+    ctx.crop = [0, 0, 1, 1];
+  },
   temporal(p, ctx, s, c) {
     const names = ["temporal-a", "temporal-b"];
     const out = p.targets.get(names[p.flip], ctx.ww, ctx.wh, "rgba16f");
     const past = p.first ? null : p.targets.get(names[1 - p.flip], ctx.ww, ctx.wh, "rgba16f");
     p.temporal(ctx.mask, p.frameTex, ctx.w, ctx.h, past, out,
-      { strength: s.temporal, first: p.first, crop: p.crop, constants: c });
+      { strength: s.temporal, first: p.first, crop: ctx.crop, constants: c });
     p.flip = 1 - p.flip; p.first = false;
     ctx.matte = out;
   },
@@ -83,6 +90,8 @@ export class GpuPipeline {
     this.touchUp = makeTouchUp(gl, this.targets);
     this.compose = makeCompose(gl);
     this.input = makeInput(gl, this.targets);
+    this.warp = makeWarp(gl, this.targets);
+    this.people = makePeople(gl, this.targets);
     this.frameTex = null; this.maskTex = null; this.pictureTex = null; this.picture = null;
     this.flip = 0; this.first = true;
     this.ms = {};
@@ -107,17 +116,26 @@ export class GpuPipeline {
   // network's input (RGBA bytes, iw x ih, top row first) made from it
   // (crop: the ROI in frame uv, y down, from roi.js; the mask then covers that crop only)
   takeFrame(frame, w, h, iw, ih, crop = [0, 0, 1, 1]) {
+    this.uploadFrame(frame, w, h);
+    return this.networkInput(iw, ih, crop);
+  }
+
+  uploadFrame(frame, w, h) {
+    this.frameTex = upload(this.gl, this.frameTex, frame, w, h);
+    this.frameSize = [w, h];
+  }
+
+  networkInput(iw, ih, crop = [0, 0, 1, 1]) {
     const t0 = performance.now();
     this.crop = crop;
-    this.frameTex = upload(this.gl, this.frameTex, frame, w, h);
-    const out = this.input(this.frameTex, w, h, iw, ih, crop);
+    const out = this.input(this.frameTex, this.frameSize[0], this.frameSize[1], iw, ih, crop);
     this.lastInput = out;
     this.ms.input = performance.now() - t0;
     return out;
   }
 
   // after takeFrame: mask is the network's Float32Array (maskW x maskH), s the settings
-  run(w, h, mask, maskW, maskH, s) {
+  run(w, h, mask, maskW, maskH, s, tracks = []) {
     const gl = this.gl;
     const t = performance.now();
     // with ?profile the GPU finishes each pass before the clock is read: true per-pass costs, at
@@ -131,8 +149,8 @@ export class GpuPipeline {
     let t0 = lap("upload", t);
     const scale = WORK_SIZE / Math.max(w, h);
     const ctx = { w, h, ww: Math.max(8, Math.round(w * scale)), wh: Math.max(8, Math.round(h * scale)),
-      mask: this.maskTex, matte: null, coeffs: null, refined: false, decontaminate: false, touch: null,
-      wrapWanted: false };
+      mask: this.maskTex, crop: this.crop, tracks, matte: null, coeffs: null, refined: false, decontaminate: false,
+      touch: null, wrapWanted: false };
     for (const st of this.passes) {
       const pass = PASSES[st.web];
       if (!pass) continue;

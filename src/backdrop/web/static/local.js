@@ -3,10 +3,12 @@
 // No frame goes to the server. window.backdrop.stats() tells where and how fast it runs.
 "use strict";
 import { GpuPipeline, declaredSettings } from "./local-pipeline.js";
-import { createSegmenter } from "./segment.js";
+import { createSegmenter, createTrackerModels } from "./segment.js";
+import { PeopleTracker } from "./people.js";
 import { Slides, presenterPlacement, trackBox } from "./slides.js";
 import { Publisher, Recorder } from "./publish.js";
-import { RoiTracker, cropUv, personBox } from "./roi.js";
+import { cropUv, personBox } from "./roi.js";
+import { UpscaleView, fetchWeights } from "./gl-upscale.js";
 
 const $ = (id) => document.getElementById(id);
 const FPS = 30;
@@ -42,7 +44,9 @@ state.stats = () => {
   return { where: "browser", fps: Math.round(fps * 10) / 10, frame_ms_p50: pct(state.times, 0.5),
     frame_ms_p95: pct(state.times, 0.95), frames: state.frames, runtime: state.runtime, model: state.model,
     stages_ms: Object.fromEntries(Object.entries(state.ms).map(([k, v]) => [k, Math.round(v * 10) / 10])),
-    viewers: state.viewers, passes: state.passes, server_only: state.serverOnly };
+    viewers: state.viewers, passes: state.passes, server_only: state.serverOnly,
+    half_size: Boolean(state.publisher && state.publisher.halfSize),
+    ...(state.preview ? { upscale: state.preview.on, upscale_stats: state.preview.view.stats() } : {}) };
 };
 
 function readSettings() {
@@ -115,6 +119,19 @@ function wire(pipeline, slides, publisher, canvasStream) {
     changed();
     return true;
   };
+  // send at half size (viewers upscale), and the preview x2 through the network on this GPU
+  state.publisher = publisher;
+  state.setHalfSize = (on) => { $("half-size").checked = on; return publisher.setHalfSize(on); };
+  $("half-size").addEventListener("change", (e) => publisher.setHalfSize(e.target.checked));
+  state.setPreviewUpscale = async (on) => {
+    $("preview-upscale").checked = on;
+    if (on && !state.preview) state.preview = { on: false, view: new UpscaleView($("output-up"), await fetchWeights()) };
+    if (state.preview) state.preview.on = on;
+    $("output-up").hidden = !on;
+    $("output").classList.toggle("behind", on);  // still drawn and streamed, just not shown
+  };
+  $("preview-upscale").addEventListener("change", (e) => state.setPreviewUpscale(e.target.checked)
+    .catch((err) => showError(`upscale: ${err.message || err}`)));
   const recorder = new Recorder(canvasStream);
   $("record").addEventListener("click", async () => {
     if (!recorder.recording) { recorder.start(); $("record").textContent = "stop recording"; return; }
@@ -179,7 +196,20 @@ export async function startLocal(config) {
     try { localStorage.setItem("backdrop-viewer-token", s.token); } catch (e) { /* private mode */ }
   }).catch((e) => showError(`viewers cannot watch: ${e.message || e}`));
   let box = null;
-  const roi = new RoiTracker(segmenter.inputSize[0] / segmenter.inputSize[1]);
+  // the person tracker, when the people stage has a pass here and its models are on the server
+  const peopleStage = decl.stages.find((st) => st.name === "people" && st.web === "people");
+  let tracker = null;
+  if (peopleStage && (config.local.tracker || []).length) {
+    const c = peopleStage.constants;
+    const models = await createTrackerModels(segmenter, c.crop);
+    const frame = { w: 0, h: 0 };
+    tracker = new PeopleTracker(models, {
+      letterbox: (size) => pipeline.warp.letterbox(pipeline.frameTex, frame.w, frame.h, size),
+      crop: (r, size) => pipeline.warp.crop(pipeline.frameTex, frame.w, frame.h, r, size),
+    }, c, Object.fromEntries(peopleStage.options.map((o) => [o.name, o.default])));
+    tracker.frame = frame;
+    state.tracker = tracker;
+  }
   const step = async () => {
     const t0 = performance.now();
     const w = video.videoWidth; const h = video.videoHeight;
@@ -189,13 +219,22 @@ export async function startLocal(config) {
       const t1 = performance.now();
       state.ms.wait = t1 - t0;
       const [iw, ih] = segmenter.inputSize;
-      const crop = s.roi && state.passes.includes("roi") ? roi.next(w, h) : null;
-      const m = await segmenter.segment(pipeline.takeFrame(video, w, h, iw, ih, cropUv(crop, w, h)));
+      pipeline.uploadFrame(video, w, h);
+      let tracks = [];
+      if (tracker && s.roi) {
+        const t2 = performance.now();
+        tracker.frame.w = w; tracker.frame.h = h;
+        tracks = await tracker.step(w, h);
+        state.people = tracker.people;
+        state.ms.tracker = performance.now() - t2;
+      } else if (tracker) { tracker.reset(); state.people = []; }
+      const t3 = performance.now();
+      const crop = tracker && s.roi ? tracker.closeupBox(w, h) : null;
+      const m = await segmenter.segment(pipeline.networkInput(iw, ih, cropUv(crop, w, h)));
       const found = personBox(m.mask, m.width, m.height, crop || [0, 0, w, h]);
-      roi.update(found, m.mask, m.width, m.height, crop, w, h);
       if (params.has("debug")) state.debug = { mask: m.mask, input: pipeline.lastInput };
       state.crop = crop;
-      state.ms.segment = performance.now() - t1;
+      state.ms.segment = performance.now() - t3;
       Object.assign(state.ms, m.ms || {});
       if (s.kind === "presenter") {
         box = trackBox(box, found);
@@ -204,8 +243,13 @@ export async function startLocal(config) {
       if (state.backgroundVideo && s.kind === "image" && state.backgroundVideo.readyState >= 2) {
         pipeline.setPicture(state.backgroundVideo, state.backgroundVideo.videoWidth, state.backgroundVideo.videoHeight);
       }
-      pipeline.run(w, h, m.mask, m.width, m.height, s);
+      pipeline.run(w, h, m.mask, m.width, m.height, s, tracks);
       Object.assign(state.ms, pipeline.ms);
+      if (state.preview && state.preview.on) {
+        state.preview.view.draw(canvas, canvas.width, canvas.height);
+        const up = state.preview.view.stats().pass_ms_p50;
+        if (up !== null) state.ms.upscale = up;
+      } else delete state.ms.upscale;
       state.frames += 1;
       keep(state.times, performance.now() - t0);
       keep(state.history, { total: performance.now() - t0, ...state.ms }, 30);
@@ -222,5 +266,7 @@ export async function startLocal(config) {
       `${st.frame_ms_p95 ?? "–"} ms p95 (${stages}) · ${st.runtime}`;
     publisher.report({ fps: st.fps, frame_ms_p50: st.frame_ms_p50 ?? 0, frames: st.frames });
   }, 1000);
+  if (params.get("half") === "1") state.setHalfSize(true);
+  if (params.get("upscale") === "1") state.setPreviewUpscale(true).catch((e) => showError(String(e)));
   setStatus(`processing on this device (${segmenter.runtime})`);
 }

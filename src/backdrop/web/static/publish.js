@@ -1,6 +1,8 @@
 // Publishing the processed canvas: canvas.captureStream(fps) is the track. Viewers reach it
 // browser to browser; the server only relays the offer and the answer (web/local.py), never a
-// frame. "record" keeps the same track in a WebM file with MediaRecorder.
+// frame. "record" keeps the same track in a WebM file with MediaRecorder. "send at half size"
+// asks each viewer's encoder for half the width and height (scaleResolutionDownBy, the knob
+// calls use for simulcast layers), at a fixed resolution so the viewer's upscale x2 restores it.
 "use strict";
 
 function waitIce(pc) {
@@ -14,7 +16,24 @@ function waitIce(pc) {
 export class Publisher {
   constructor(stream, onError) {
     this.stream = stream; this.onError = onError;
-    this.viewers = new Set(); this.session = null; this.stopped = false;
+    this.viewers = new Set(); this.session = null; this.stopped = false; this.halfSize = false;
+  }
+
+  async setHalfSize(on) {
+    this.halfSize = on;
+    await Promise.all([...this.viewers].map((pc) => this.applySize(pc)));
+  }
+
+  async applySize(pc) {
+    for (const sender of pc.getSenders()) {
+      if (!sender.track || sender.track.kind !== "video") continue;
+      const p = sender.getParameters();
+      if (!p.encodings || !p.encodings.length) continue;
+      for (const e of p.encodings) e.scaleResolutionDownBy = this.halfSize ? 2 : 1;
+      // half size is the point: never let the encoder shrink it further under load
+      p.degradationPreference = this.halfSize ? "maintain-resolution" : "balanced";
+      await sender.setParameters(p).catch(() => {});
+    }
   }
 
   async start() {
@@ -52,6 +71,7 @@ export class Publisher {
     for (const track of this.stream.getVideoTracks()) pc.addTrack(track, this.stream);
     await pc.setRemoteDescription({ type: "offer", sdp });
     await pc.setLocalDescription(await pc.createAnswer());
+    await this.applySize(pc);
     await waitIce(pc);
     const { id, secret } = this.session;
     const res = await fetch(`/local/${id}/answer`, {

@@ -1,5 +1,7 @@
-// Backdrop viewer: receive a publisher's composited stream (receive-only WebRTC).
+// Backdrop viewer: receive a publisher's composited stream (receive-only WebRTC), and, with
+// "upscale x2", show it twice as large through Backdrop's own network on this GPU (gl-upscale.js).
 "use strict";
+import { UpscaleView, fetchWeights } from "./gl-upscale.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { pc: null, source: null, errors: [] };
@@ -11,6 +13,39 @@ state.token = params.get("token") || (() => {
 })();
 
 function setStatus(text) { $("status").textContent = text; }
+
+// upscale x2: the <video> keeps playing (as the texture source); each new frame is drawn by the
+// network into the canvas, which takes its place. stats() tells the sizes and the pass time.
+state.upscale = { on: false, view: null };
+async function setUpscale(on) {
+  const up = state.upscale;
+  const video = $("remote");
+  up.on = on;
+  $("upscale").checked = on;
+  if (on && !up.view) up.view = new UpscaleView($("upscaled"), await fetchWeights());
+  $("upscaled").hidden = !on;
+  video.classList.toggle("behind", on);
+  if (!on) return;
+  const step = () => {
+    if (!up.on) return;
+    up.view.draw(video, video.videoWidth, video.videoHeight);
+    video.requestVideoFrameCallback(step);
+  };
+  video.requestVideoFrameCallback(step);
+}
+state.setUpscale = setUpscale;
+state.stats = () => {
+  const video = $("remote");
+  const up = state.upscale;
+  return { video: [video.videoWidth, video.videoHeight], upscale: up.on,
+    ...(up.view ? { upscale_stats: up.view.stats() } : {}) };
+};
+setInterval(() => {
+  const st = state.upscale.on && state.upscale.view ? state.upscale.view.stats() : null;
+  $("upscale-cost").textContent = st && st.in
+    ? `${st.in.join("x")} -> ${st.out.join("x")}, network ${st.pass_ms_p50 ?? "–"} ms p50 / ${st.pass_ms_p95 ?? "–"} ms p95 on this GPU`
+    : "";
+}, 1000);
 function showError(text) {
   state.errors.push(text);
   $("error").textContent = text;
@@ -68,6 +103,8 @@ async function watch() {
 }
 
 $("watch").addEventListener("click", () => watch().catch((e) => showError(String(e))));
+$("upscale").addEventListener("change", (e) => setUpscale(e.target.checked).catch((err) => showError(String(err))));
+if (params.get("upscale") === "1") setUpscale(true).catch((e) => showError(String(e)));
 refresh();
 setInterval(refresh, 3000);
 if (!state.token) showError("open the viewer link shown on the publishing page (it carries the stream's token)");
