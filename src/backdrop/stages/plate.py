@@ -40,6 +40,10 @@ NOISE_MEDIANS = 2.0  # ... and at least this many times its median on the sure b
 FLOOR_MAX = 16.0  # a larger "noise" floor is no noise but another view (measured: 4-7.7 at sigma 1-3, a turned camera 68-92)
 SPAN = 18.0  # from the noise level this much more is entirely foreground (was NOISE 6 -> SOLID 24)
 MOVED = 0.25  # share of the sure background that differs from the plate: camera or light moved
+SHADOW = (0.3, 0.97)  # a pixel this much darker than the plate, in the plate's own colour, may be a cast shadow
+SHADOW_CHROMA = 0.3  # ... when its channels' ratios to the plate (5x5 means) spread less than this share of their mean
+# (one-by-one clip, the blots at the feet: 0.15 caught 32-44 % of them, 0.3 about 70 %; it costs the
+# shadowless tuning clips 0.1-0.6 MAD x1e3, docs/quality.md)
 SAMPLES = 20000  # sure-background pixels the photometric fit uses
 FOLLOW = 0.7  # weight of the last frame's photometry (an estimate jitters from frame to frame)
 ASPECT = 0.02  # a plate whose aspect differs more than this is another view, not another size
@@ -139,6 +143,17 @@ def plate_alpha(frame: np.ndarray, plate: np.ndarray, photometry: Photometry | N
     p = photometry or Photometry.identity()
     diff = difference(frame, p.match(plate))
     return np.clip((diff - p.floor) * (1.0 / SPAN), 0.0, 1.0)
+
+
+def shadow_like(frame: np.ndarray, matched: np.ndarray) -> np.ndarray:
+    """Bool HxW: darker than the (matched) plate by a common factor in every channel, as a cast
+    shadow is (the people's own shadows on the floor of the real one-by-one clip kept a dark blot
+    at their feet). Grey clothes over a white wall look the same, so only where the network is
+    sure nobody is do these pixels take the network's matte (:class:`PlateStage`)."""
+    ratio = cv2.blur(frame.astype(np.float32), (5, 5)) / np.maximum(cv2.blur(matched, (5, 5)), 8.0)  # wood grain, 4:2:0
+    dim = ratio.mean(axis=2)
+    spread = ratio.max(axis=2) - ratio.min(axis=2)
+    return (dim > SHADOW[0]) & (dim < SHADOW[1]) & (spread < SHADOW_CHROMA * dim)
 
 
 def noise_floor(diff: np.ndarray, sure: np.ndarray) -> float | None:
@@ -252,12 +267,16 @@ class PlateStage(Stage):
 
         def evidence(box, up):
             x0, y0, x1, y1 = box
-            diff = difference(fs.frame[y0:y1, x0:x1], photometry.match(full_plate[y0:y1, x0:x1]))
+            matched = photometry.match(full_plate[y0:y1, x0:x1])
+            diff = difference(fs.frame[y0:y1, x0:x1], matched)
             floor = noise_floor(diff, up(sure_bg) > 0.99)  # the noise at full size, where it is measured
             if floor is not None:
                 photometry.floor = floor if not self.measured else FOLLOW * photometry.floor + (1 - FOLLOW) * floor
                 self.measured = True
             alpha = np.clip((diff - photometry.floor) * (1.0 / SPAN), 0.0, 1.0)
+            network = up(fs.work_matte)
+            shadow = shadow_like(fs.frame[y0:y1, x0:x1], matched) & (network < SURE_BACKGROUND)
+            alpha[shadow] = network[shadow]
             return alpha, empty_scene(alpha <= 0, up(sure_bg) > 0.99)
 
         fs.matte = guarded_matte(fs.size, reach, core, evidence)
