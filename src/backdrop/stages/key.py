@@ -2,7 +2,10 @@
 
 For people who have a green or blue screen the key is far better at hair than any 256-px network:
 the alpha comes from how much of the key's hue each full-resolution pixel has, relative to its
-brightness (uneven lighting keeps the hue; see ``compose/chroma.py``). The network only guards
+brightness (uneven lighting keeps the hue; see ``compose/chroma.py``); that brightness is taken
+at full size from the pixels that keep the screen's hue, so a fold's crease and a cast shadow stay
+screen (:func:`fine_screen_brightness`), and a soft pixel is read as a mix of the screen and the
+person's own hue nearby (:func:`person_hue`). The network only guards
 it: where the network is sure of the person (its eroded core) the alpha is 1, so a green shirt is
 no hole; far from the person (outside its dilated region) the alpha is 0, so objects beside the
 screen are not kept. ``auto`` takes the key colour from the old background where the network sees

@@ -42,7 +42,7 @@ SPAN = 18.0  # from the noise level this much more is entirely foreground (was N
 MOVED = 0.25  # share of the sure background that differs from the plate: camera or light moved
 SHADOW = (0.3, 0.97)  # a pixel this much darker than the plate, in the plate's own colour, may be a cast shadow
 SHADOW_CHROMA = 0.3  # ... when its channels' ratios to the plate (5x5 means) spread less than this share of their mean
-# (one-by-one clip, the blots at the feet: 0.15 caught 32-44 % of them, 0.3 about 70 %; it costs the
+# (one-by-one clip, the blots at the feet: 0.15 caught 32-44 % of them, 0.3 72-81 %; it costs the
 # shadowless tuning clips 0.1-0.6 MAD x1e3, docs/quality.md)
 SAMPLES = 20000  # sure-background pixels the photometric fit uses
 FOLLOW = 0.7  # weight of the last frame's photometry (an estimate jitters from frame to frame)
