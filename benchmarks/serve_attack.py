@@ -11,11 +11,7 @@ light on a machine whose cores it shares with the server and the real peer. For 
 * **slow sockets** (``--slow`` at once, reopened ``--reconnect`` s after the server closed one): request headers
   sent a byte at a time and never finished (most), half a request line then silence, and
   offers whose headers are complete but whose body trickles (a request in progress);
-* **on-device routes** (``--local`` per second): POST /local registrations (JSON, ``text/plain``,
-  foreign Origin), answers and stats with wrong secrets or junk bodies, long polls with a wrong
-  secret, GET /runtime and /model (real files read 64 KB then dropped, unknown and traversing names);
-* **long polls** (``--polls`` open) on the registered streams, reopened ``--reconnect`` s after an answer;
-* **slow readers** (``--readers``): GET of the 9 MB runtime .wasm with a 4 KB buffer, never read.
+* **on-device routes, long polls, slow readers and held viewer offers**: ``serve_attack_local.py``.
 
 Every answer's status is counted by kind; the summary (stdout, one JSON object after ``ready``)
 also has the slow sockets' lifetimes and the attacker's own CPU time.
@@ -36,11 +32,7 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
-JUNK = [b"", b"not json", b"[]", b"null", b'{"type": "offer"}', b'{"sdp": 5, "type": "offer"}',
-        b'{"sdp": "hello", "type": "offer"}', b"\xff\xfe\x00garbage", b"[" * 20000,
-        b'{"sdp": "v=0\\r\\nm=video 9 UDP/TLS/RTP/SAVPF 96\\r\\n", "type": "offer"}',
-        json.dumps({"sdp": "v=0\r\n" + "a=x\r\n" * 14000, "type": "offer"}).encode()]  # > 64 KB: 413
-WASM = "wasm/litert_wasm_internal.wasm"  # the largest file the server serves (9 MB)
+from serve_attack_local import JUNK, WASM, LocalRoutesAttack  # noqa: E402  (the on-device part of the mix)
 
 
 def real_sdp() -> str:
@@ -58,15 +50,17 @@ def real_sdp() -> str:
     return asyncio.run(make())
 
 
-class Attack:
+class Attack(LocalRoutesAttack):
     def __init__(self, url: str, seconds: float, offers: float, gets: float, slow: int, reconnect: float = 1.0,
-                 max_inflight: int = 128, local: float = 0.0, polls: int = 0, readers: int = 0):
+                 max_inflight: int = 128, local: float = 0.0, polls: int = 0, readers: int = 0, views: int = 0,
+                 addresses: int = 0):
         u = urlsplit(url)
         self.host, self.port = u.hostname or "127.0.0.1", u.port or 80
         self.own = f"{self.host}:{self.port}"
         self.seconds, self.offers, self.gets, self.slow = seconds, offers, gets, slow
         self.local, self.polls, self.readers = local, polls, readers
-        self.streams: list[dict] = []  # on-device streams our registrations got: {id, secret}
+        self.streams: list[dict] = []  # on-device streams our registrations got: {id, secret, token}
+        self.views, self.addresses, self.views_open, self.views_open_max, self.view_sdp = views, addresses, 0, 0, ""
         self.polls_open = 0
         self.polls_open_max = 0
         self.reconnect, self.max_inflight = reconnect, max_inflight
@@ -91,11 +85,14 @@ class Attack:
             lines.append(f"Content-Length: {len(body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
 
-    async def _send(self, kind: str, raw: bytes, wait: float = 10, keep: int | None = None) -> tuple[str, bytes]:
-        """Send one request; count and return (status, body). ``keep``: read that many bytes, then hang up."""
+    async def _send(self, kind: str, raw: bytes, wait: float = 10, keep: int | None = None,
+                    source: str | None = None) -> tuple[str, bytes]:
+        """Send one request (from the loopback address ``source``, if given); count and return
+        (status, body). ``keep``: read that many bytes, then hang up."""
         counts = self.status.setdefault(kind, Counter())
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 5)
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                self.host, self.port, local_addr=(source, 0) if source else None), 5)
         except (OSError, asyncio.TimeoutError):
             counts["connect failed"] += 1
             return "connect failed", b""
@@ -143,7 +140,7 @@ class Attack:
     def _remember(self, body: bytes) -> None:
         try:
             got = json.loads(body)
-            self.streams.append({"id": got["id"], "secret": got["secret"]})
+            self.streams.append({"id": got["id"], "secret": got["secret"], "token": got["token"]})
         except (ValueError, KeyError, TypeError):
             return
         del self.streams[:-32]
@@ -174,95 +171,6 @@ class Attack:
         path = random.choice(["/stats", "/peers", "/view", "/config", "/stats?token=x", "/"])
         host = random.choice(["evil.example", "rebind.attacker.test:8080", "", "192.168.1.1"])
         return "GET foreign Host", self._raw("GET", path, host=host)
-
-    # -- on-device routes -------------------------------------------------------------------------------
-    def _local(self) -> tuple:
-        r = random.random()
-        json_ct = {"Content-Type": "application/json"}
-        pub = random.choice(self.streams) if self.streams else {"id": os.urandom(6).hex(), "secret": "x"}
-        wrong = os.urandom(18).hex()
-        if r < 0.30:
-            return "local register", self._raw("POST", "/local", b"{}", extra=json_ct)
-        if r < 0.38:
-            return "local register text/plain", self._raw("POST", "/local", b"{}", extra={"Content-Type": "text/plain"})
-        if r < 0.46:
-            return "local register foreign Origin", self._raw("POST", "/local", b"{}",
-                                                              extra={**json_ct, "Origin": "http://evil.example"})
-        if r < 0.60:
-            body = json.dumps({"secret": wrong, "viewer": os.urandom(6).hex(), "type": "answer", "sdp": "v=0\r\n"})
-            return "local answer wrong secret", self._raw("POST", f"/local/{pub['id']}/answer", body.encode(),
-                                                          extra=json_ct)
-        if r < 0.70:
-            return "local answer junk", self._raw("POST", f"/local/{pub['id']}/answer", random.choice(JUNK),
-                                                  extra=json_ct)
-        if r < 0.78:
-            body = random.choice([json.dumps({"secret": wrong, "stats": {"fps": 30}}).encode(), *JUNK[:8]])
-            return "local stats wrong secret or junk", self._raw("POST", f"/local/{pub['id']}/stats", body,
-                                                                 extra=json_ct)
-        if r < 0.84:
-            return "local poll wrong secret", self._raw("GET", f"/local/{pub['id']}/next",
-                                                        extra={"X-Backdrop-Secret": wrong})
-        if r < 0.92:
-            path = random.choice(["/model/selfie", "/runtime/litert/dist/index.js", f"/runtime/litert/{WASM}"])
-            return "runtime/model file (64 KB read)", self._raw("GET", path), {"keep": 65536}
-        path = random.choice(["/runtime/litert/../../etc/passwd", "/runtime/litert/%2e%2e/x", "/runtime/nope/a.js",
-                              "/model/rvm", "/model/..%2fselfie", "/runtime/pdfjs/LICENSE.txt"])
-        return "runtime/model unknown name", self._raw("GET", path)
-
-    def _fire_local(self) -> None:
-        kind, raw, *kw = self._local()
-        self._fire(kind, raw, **(kw[0] if kw else {}))
-
-    async def _poll_one(self) -> None:
-        """One long poll after another on a stream our registrations got (the server caps them)."""
-        while time.monotonic() < self.end:
-            if not self.streams:
-                await asyncio.sleep(0.2)
-                continue
-            pub = random.choice(self.streams)
-            raw = self._raw("GET", f"/local/{pub['id']}/next", extra={"X-Backdrop-Secret": pub["secret"]})
-            self.polls_open += 1
-            self.polls_open_max = max(self.polls_open_max, self.polls_open)
-            try:
-                code, _ = await self._send("local long poll", raw, wait=max(0.1, min(25.0, self.end - time.monotonic())))
-            finally:
-                self.polls_open -= 1
-            if code == "404":
-                with contextlib.suppress(ValueError):
-                    self.streams.remove(pub)  # replaced or expired
-            await asyncio.sleep(self.reconnect)
-
-    async def _slow_reader(self) -> None:
-        counts = self.status.setdefault("slow reader (runtime .wasm, never read)", Counter())
-        raw = self._raw("GET", f"/runtime/litert/{WASM}")
-        loop = asyncio.get_running_loop()
-        while time.monotonic() < self.end:
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.setblocking(False)
-            try:
-                await asyncio.wait_for(loop.sock_connect(sock, (self.host, self.port)), 5)
-                await loop.sock_sendall(sock, raw)
-                opened = time.monotonic()
-                while time.monotonic() < self.end:  # never read: only notice when the server closes it
-                    await asyncio.sleep(0.5)
-                    try:
-                        closed = not sock.recv(1, socket.MSG_PEEK)  # b"": FIN with nothing unread
-                    except BlockingIOError:
-                        closed = False
-                    except OSError:  # reset: the server aborted it
-                        closed = True
-                    if closed:
-                        counts["closed by server"] += 1
-                        self.reader_lifetimes.append(time.monotonic() - opened)
-                        break
-                else:
-                    counts["still open at the end"] += 1
-            except (OSError, asyncio.TimeoutError):
-                counts["reset or refused"] += 1
-            finally:
-                sock.close()
-            await asyncio.sleep(self.reconnect)
 
     async def _rate(self, per_second: float, make) -> None:
         if per_second <= 0:
@@ -342,6 +250,7 @@ class Attack:
                   asyncio.ensure_future(self._rate(self.gets, self._get))]
         tasks += [asyncio.ensure_future(self._poll_one()) for _ in range(self.polls)]
         tasks += [asyncio.ensure_future(self._slow_reader()) for _ in range(self.readers)]
+        tasks += [asyncio.ensure_future(self._view_one(i)) for i in range(self.views)]
         if self.local > 0:
             tasks.append(asyncio.ensure_future(self._rate_call(self.local, self._fire_local)))
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -358,6 +267,7 @@ class Attack:
             "slow_sockets": self.slow, "reconnect_s": self.reconnect,
             "local_per_s": self.local, "long_polls": self.polls, "slow_readers": self.readers,
             "long_polls_open_max": self.polls_open_max, "local_streams_got": len(self.streams),
+            "held_views": self.views, "view_addresses": self.addresses, "held_views_open_max": self.views_open_max,
             "requests": {k: dict(sorted(v.items())) for k, v in sorted(self.status.items())},
             "requests_total": sum(sum(v.values()) for k, v in self.status.items() if not k.startswith("slow")),
             "skipped_inflight_full": self.skipped,
@@ -379,6 +289,9 @@ def add_mix_args(ap: argparse.ArgumentParser) -> None:  # here, and passed throu
     ap.add_argument("--local", type=float, default=20.0, help="on-device route requests per second")
     ap.add_argument("--polls", type=int, default=200, help="long polls held open at once")
     ap.add_argument("--readers", type=int, default=20, help="slow readers of the runtime .wasm at once")
+    ap.add_argument("--views", type=int, default=60, help="viewer offers held at once (their page never answers)")
+    ap.add_argument("--addresses", type=int, default=6,
+                    help="loopback addresses (127.0.0.2...) the viewer offers come from, each with its own offer bucket")
 
 
 def main(argv=None) -> int:
@@ -388,8 +301,9 @@ def main(argv=None) -> int:
     add_mix_args(ap)
     args = ap.parse_args(argv)
     attack = Attack(args.url, args.seconds, args.offers, args.gets, args.slow, args.reconnect,
-                    local=args.local, polls=args.polls, readers=args.readers)
-    attack.sdp = real_sdp()
+                    local=args.local, polls=args.polls, readers=args.readers, views=args.views,
+                    addresses=args.addresses)
+    attack.sdp = attack.view_sdp = real_sdp()  # (sendrecv video: a viewer's offer may receive it)
     print("ready", flush=True)
     result = asyncio.run(attack.run())
     print(json.dumps(result), flush=True)

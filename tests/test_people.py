@@ -104,6 +104,35 @@ def test_a_face_only_close_up_still_works():
         assert p.people == []  # left to the selfie network
 
 
+def test_a_weak_detection_on_a_close_ups_shoulder_is_nobody_new():
+    """talking-room's last frames: after the close-up is found, a score-0.51 detection on its
+    shoulder became a tracked person whose BlazePose mask cut the shoulders off the matte."""
+    import av
+
+    with av.open(str(shared_path("clips", "talking-room-512x480.mp4"))) as c:
+        frames = [f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if i >= 582]
+    p = pipe(redetect_every=1, skip_still=False)
+    for frame in frames:
+        matte = p.matte(frame)
+        assert p.people == []  # the close-up alone, left to the selfie network
+        assert matte[440:, :60].mean() > 0.8 and matte[440:, -60:].mean() > 0.8  # both shoulders
+
+
+def test_a_face_filling_close_up_is_no_person_lying_down():
+    """A portrait that fills the frame over a new background (eval --composite's case): after the
+    close-up, the detector offered a score-0.72 person lying down with a crop three frames wide;
+    tracked, its mask took the background (MAD .068 -> .249)."""
+    from backdrop.evaluate.composite import composite_cases
+
+    root = shared_path("portraits-soft")
+    case = next(c for c in composite_cases(shared_path("backgrounds"), root / "images", root / "masks")
+                if c.name.startswith("mid-autumn"))
+    p = pipe()
+    matte = p.matte(case.image)
+    assert p.people == []
+    assert float(np.abs(matte - case.alpha).mean()) < 0.1
+
+
 def test_keep_faces_works_without_opencvs_cascade(monkeypatch):
     """--keep faces finds faces with BlazeFace, not OpenCV's Haar cascade (gone in OpenCV 5)."""
     monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)

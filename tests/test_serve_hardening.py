@@ -35,7 +35,7 @@ FRAMES = [np.full((240, 320, 3), 90, np.uint8)]
 def server():
     # (built field by field so that the same tests can be run against a server without the option)
     extra = {"allow_hosts": ("backdrop.lan",)} if "allow_hosts" in ServerConfig.__dataclass_fields__ else {}
-    cfg = ServerConfig(port=0, background="#00ff00", idle_timeout=3.0, connect_timeout=5.0, max_peers=3,
+    cfg = ServerConfig(port=0, background="#00ff00", idle_timeout=10.0, connect_timeout=5.0, max_peers=3,
                        max_upload_bytes=4 * 1024 * 1024, **extra)
     with ServerThread(cfg) as srv:
         yield srv

@@ -43,15 +43,23 @@ class Registry:
 
     def __init__(self, data: bytes, integrity: str):
         self.data, self.integrity, self.hits = data, integrity, 0
+        self.tarball = self.redirect = None  # another tarball address in the metadata; a redirect of /pkg.tgz
         reg = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's name
                 reg.hits += 1
-                if self.path.endswith(".tgz"):
+                if reg.redirect and self.path == "/pkg.tgz":
+                    self.send_response(302)
+                    self.send_header("Location", reg.redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if self.path.startswith("/pkg.tgz"):
                     body, kind = reg.data, "application/octet-stream"
                 else:
-                    body = json.dumps({"dist": {"tarball": f"{reg.url}/pkg.tgz", "integrity": reg.integrity}}).encode()
+                    body = json.dumps({"dist": {"tarball": reg.tarball or f"{reg.url}/pkg.tgz",
+                                                "integrity": reg.integrity}}).encode()
                     kind = "application/json"
                 self.send_response(200)
                 self.send_header("Content-Type", kind)
@@ -208,9 +216,9 @@ def test_only_the_declared_runtime_files_are_served(server):
     pkg = WEB_PACKAGES[0]
     status, body = request(server, "GET", f"/runtime/{pkg.key}/{pkg.files[1]}")
     assert status == 200 and body == (package_dir(pkg) / pkg.files[1]).read_bytes()
-    name, path = next(iter(models.items()))
+    name, model = next(iter(models.items()))
     status, body = request(server, "GET", f"/model/{name}")
-    assert status == 200 and body == path.read_bytes()
+    assert status == 200 and body == (model.root / model.rel).read_bytes()
 
 
 def test_a_viewer_reaches_an_on_device_stream_through_the_relay_only(server):
@@ -455,7 +463,7 @@ def test_runtime_downloads_nobody_reads_are_evicted_quietly(caplog):
     from backdrop.web.packages import LITERT
 
     packages, _ = local_files()
-    if LITERT not in packages:
+    if LITERT.key not in packages:
         pytest.skip("the browser packages are not cached (backdrop models --fetch web)")
     name = "wasm/litert_wasm_internal.wasm"
     data = (package_dir(LITERT) / name).read_bytes()

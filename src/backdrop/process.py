@@ -23,6 +23,7 @@ from .io.paths import is_hidden, missing_input
 from .io.transcode import EncodeSettings, queue_depth, transcode
 from .io.video import VideoReader, validate_encoder_options
 from .engine import Pipeline
+from .stages.plate import check_learnable
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def process_video(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
     reader.planar = pipe.pixel_format == "rgb"
     t0 = time.perf_counter()
     try:
+        check_learnable(pipe.options, reader.frame_count, src.name)
         pipe.start(fps=float(reader.rate), frames=reader.frame_count)
         settings = EncodeSettings(rate=reader.rate, time_base=reader.time_base, pixel_format=pipe.pixel_format, crf=crf,
                                   preset=preset, audio_from=src if keep_audio and reader.has_audio else None)
@@ -196,6 +198,7 @@ def process_image(src: str | Path, dst: str | Path, *, pipeline: Pipeline | None
     failed: list[tuple[str, str]] = []
     written: list[Path] = []
     try:
+        check_learnable(pipe.options, 1, f"folder {src.name}" if files is not None else src.name)
         if files is not None:
             make_folder(dst)
             with _progress(len(files), src.name, quiet) as bar:

@@ -21,7 +21,7 @@ def run(args) -> int:
     from ..models.backends import BACKENDS
     from ..models.registry import MODELS, cached_path, fetch, is_cached, model_dir
 
-    from ..web.npm import is_fetched, package_dir
+    from ..web.npm import cache_problem, package_dir
     from ..web.packages import BROWSER_MODELS, TRACKER_MODELS, WEB_PACKAGES
 
     if args.fetch is not None:
@@ -49,7 +49,9 @@ def run(args) -> int:
     print(f"  any model file also works with --model PATH: {runs}")
     print("browser packages (serve's on-device page; --fetch web):")
     for pkg in WEB_PACKAGES:
-        state = "cached" if is_fetched(pkg) else "not fetched (fetched when serve starts, or with --fetch web)"
+        problem = cache_problem(pkg)
+        state = ("cached" if problem is None else "not fetched (fetched when serve starts, or with --fetch web)"
+                 if problem == "not fetched" else f"fails its check: {problem}; --fetch web fetches it again")
         print(f"  {pkg.name}@{pkg.version} ({pkg.licence}): {pkg.why}")
         print(f"  {'':<17} {package_dir(pkg)}  [{state}]")
     return 0

@@ -15,7 +15,10 @@ def register(sub) -> None:
                     "once from the npm registry, integrity-checked and cached), or on this machine over "
                     "WebRTC (the page's switch, or --process-on server). /viewer receives the processed "
                     "stream. Binds 127.0.0.1 unless --host says otherwise. Needs the [web] "
-                    'extra: pip install -e ".[web]"')
+                    'extra: pip install -e ".[web]"',
+        # no abbreviations: a prefix of one flag must never be taken for another (--key, the chroma
+        # key, was once also the TLS key here)
+        allow_abbrev=False)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", "-p", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
@@ -35,16 +38,19 @@ def register(sub) -> None:
                    help="where the page processes by default: device (in the browser: WASM + WebGL, "
                         "nothing sent to this machine but signalling) or server (the camera is sent here "
                         "over WebRTC); the page has a switch (default device)")
-    p.add_argument("--cert", default=None, metavar="PEM", help="TLS certificate (browsers need https:// off localhost)")
-    p.add_argument("--key", default=None, metavar="PEM", help="TLS private key")
-    # --key is the TLS key here; a page sets the chroma key live ({"key": "green"})
-    add_pipeline_args(p, background=False, presenter=False, without=("key",))  # --model (pages may switch between known models), stages
+    p.add_argument("--tls-cert", "--cert", dest="tls_cert", default=None, metavar="PEM",
+                   help="TLS certificate chain (PEM): serve https:// (browsers allow the camera off "
+                        "localhost only on https)")
+    p.add_argument("--tls-key", dest="tls_key", default=None, metavar="PEM",
+                   help="the TLS certificate's private key (PEM; not --key, which is the chroma key)")
+    add_pipeline_args(p, background=False, presenter=False)  # --model (pages may switch between known models), stages
     add_upscale_arg(p)  # server mode: each composite x2 before it is sent (the page upscales on its own)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     import ipaddress
+    import os
 
     from ..compose.backgrounds import parse_background
     from ..errors import OptionError, Terminated
@@ -52,8 +58,11 @@ def run(args) -> int:
 
     if not 0.001 <= args.max_upload_mb <= 512:
         raise OptionError("--max-upload-mb must be between 0.001 and 512")
-    if bool(args.cert) != bool(args.key):
-        raise OptionError("--cert and --key go together")
+    if args.key and (os.sep in args.key or args.key.lower().endswith((".pem", ".key", ".crt", ".cer"))):
+        raise OptionError(f"--key is the chroma key (green, blue, #RRGGBB or auto), not a file: for https give "
+                          f"--tls-cert CERT.pem --tls-key {args.key}")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise OptionError("--tls-cert and --tls-key go together")
     if not 0 < args.idle_timeout <= 3600:
         raise OptionError(f"--idle-timeout must be in (0, 3600], got {args.idle_timeout:g}")
     options = pipeline_options(args)
@@ -62,7 +71,7 @@ def run(args) -> int:
                           model=options.model, threads=options.threads, options=options,
                           idle_timeout=args.idle_timeout, allow_hosts=tuple(args.allow_host),
                           process_on=args.process_on, upscale=upscale_of(args),
-                          certfile=args.cert, keyfile=args.key).validate()
+                          certfile=args.tls_cert, keyfile=args.tls_key).validate()
     from ..models import load_model
 
     parse_background(args.background).close()  # a bad --background fails now, not per peer
@@ -77,8 +86,8 @@ def run(args) -> int:
             public = True
         say(f"listening on {args.host}: other machines can reach this server"
             + (" (a public address!)" if public else ""))
-        if not args.cert:
-            say("browsers allow the camera only on https:// or localhost: add --cert and --key")
+        if not args.tls_cert:
+            say("browsers allow the camera only on https:// or localhost: add --tls-cert and --tls-key")
 
     def ready(url: str) -> None:
         say(f"open {url} (viewer: {url}viewer); Ctrl-C to stop")

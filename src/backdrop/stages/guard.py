@@ -40,11 +40,17 @@ def full_box(mask: np.ndarray, w: int, h: int) -> tuple[int, int, int, int] | No
             min(w, int(np.ceil((xs.max() + 2) * sx))), min(h, int(np.ceil((ys.max() + 2) * sy))))
 
 
-def guarded_matte(size: tuple[int, int], reach: np.ndarray, core: np.ndarray,
-                  evidence: Callable[[tuple[int, int, int, int], Callable[[np.ndarray], np.ndarray]], np.ndarray]
-                  ) -> np.ndarray:
+Evidence = Callable[[tuple[int, int, int, int], Callable[[np.ndarray], np.ndarray]],
+                    "np.ndarray | tuple[np.ndarray, np.ndarray]"]
+
+
+def guarded_matte(size: tuple[int, int], reach: np.ndarray, core: np.ndarray, evidence: Evidence) -> np.ndarray:
     """The full-size matte: ``evidence(box, up)`` (float32 alpha of the frame inside ``box``;
-    ``up`` brings a working-size array to that box) where ``reach`` allows, ``core`` at least."""
+    ``up`` brings a working-size array to that box) where ``reach`` allows, ``core`` at least.
+
+    ``evidence`` may also return ``(alpha, empty)``: ``empty`` (bool, the box's size) marks where
+    the other source is sure nobody is (the empty scene itself, joined to the background), and
+    there the network's core does not count either."""
     w, h = size
     matte = np.zeros((h, w), np.float32)
     box = full_box(reach > 0, w, h)
@@ -55,6 +61,10 @@ def guarded_matte(size: tuple[int, int], reach: np.ndarray, core: np.ndarray,
     def up(a: np.ndarray) -> np.ndarray:
         return cv2.resize(a.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
 
-    matte[y0:y1, x0:x1] = np.maximum(evidence(box, up) * up(cv2.blur(reach.astype(np.float32), (5, 5))),
-                                     up(cv2.blur(core.astype(np.float32), (3, 3))))
+    alpha = evidence(box, up)
+    sure = up(cv2.blur(core.astype(np.float32), (3, 3)))
+    if isinstance(alpha, tuple):
+        alpha, empty = alpha
+        sure[empty] = 0.0
+    matte[y0:y1, x0:x1] = np.maximum(alpha * up(cv2.blur(reach.astype(np.float32), (5, 5))), sure)
     return matte

@@ -211,6 +211,7 @@ def _constants() -> dict:
             "detector_score": pose.POSE_DETECTOR.min_score, "nms_iou": ssd.NMS_IOU, "crop": pose.CROP,
             "heatmap": pose.HEATMAP, "presence": pose.PRESENCE, "agree": AGREE, "min_mask": tracking.MIN_MASK,
             "paint_grow": tracking.PAINT_GROW, "closeup_in": tracking.CLOSEUP[0], "closeup_out": tracking.CLOSEUP[1],
+            "closeup_side": tracking.CLOSEUP_SIDE,
             "same_person": tracking.SAME_PERSON, "rotated_score": tracking.ROTATED_SCORE, "merge": tracking.MERGE,
             "aux_filter": list(tracking.AUX_FILTER), "body_filter": list(tracking.BODY_FILTER),
             "closeup_margin": CLOSEUP_MARGIN, "reach": REACH, "gate": GATE}

@@ -38,6 +38,9 @@ SAME_PERSON = 0.1  # a detection whose hip is this close to a track's crop centr
 CLOSEUP = (0.95, 1.05)  # a new person is a close-up when their hip is below 0.95 of the frame's height,
 # a tracked one becomes one when both hips go below 1.05 of it: between, nothing changes (a
 # person seated behind a desk, hips at 1.0-1.14, no longer flips between the two every few frames)
+CLOSEUP_SIDE = 2.0  # a detection whose crop is over twice the frame's longer side has no whole body in view:
+# a close-up too, at any rotation (a face-filling portrait gave a score-0.72 "person lying down" with a
+# 1443-px crop in a 512-px frame, centred off the frame, whose mask took the background: MAD 68 -> 249)
 LOOK_EVERY = 15  # motion where nobody is runs the detector at most every this many frames
 ROTATED_SCORE = 0.7  # detector score a person turned over 45 degrees needs (real ones: 0.95-0.98, at
 # any rotation of DAVIS hike/lucia; a wooden stool read as a person lying down: 0.55)
@@ -93,16 +96,22 @@ def _paint(canvas: np.ndarray, taken: np.ndarray, person: np.ndarray) -> None:
     taken |= person
 
 
-def _paint_box(canvas: np.ndarray, box: np.ndarray, to_small: float, body: bool = False) -> None:
+def _paint_box(canvas: np.ndarray, box: np.ndarray, to_small: float, taken: np.ndarray | None = None) -> None:
     """Grey out a detection the tracker does not take (its box: the face's, which is what the
-    detector keys on), so that the next run finds someone else; ``body``: also the body below it
-    (a close-up's, which would otherwise be found again from its shoulders)."""
+    detector keys on), so that the next run finds someone else; with ``taken`` (a close-up): also
+    the body below it, which would otherwise be found again from its shoulders, marked taken (a
+    score-0.51 detection on a close-up's shoulder, talking-room frame 584, passed as someone new
+    and its mask cut the shoulders off the matte)."""
     x0, y0, x1, y1 = (np.asarray(box) * to_small).tolist()
     g = PAINT_GROW * (x1 - x0)
     h, w = canvas.shape[:2]
-    if body:
+    if taken is not None:
         g, y1 = x1 - x0, h
-    canvas[max(0, int(y0 - g)):min(h, int(np.ceil(y1 + g))), max(0, int(x0 - g)):min(w, int(np.ceil(x1 + g)))] = 128
+    region = (slice(max(0, int(y0 - g)), min(h, int(np.ceil(y1 + g)))),
+              slice(max(0, int(x0 - g)), min(w, int(np.ceil(x1 + g)))))
+    canvas[region] = 128
+    if taken is not None:
+        taken[region] = True
 
 
 def _box_of(landmarks: np.ndarray) -> tuple[float, float, float, float]:
@@ -163,11 +172,12 @@ class PersonTracker:
             det = found[0]
             hip, scale_point = det.keypoints[0], det.keypoints[1]
             usable = np.isfinite(det.keypoints[:2]).all() and np.hypot(*(scale_point - hip)) >= 2
-            if not usable or hip[1] > CLOSEUP[0] * size[1]:  # head and shoulders: the selfie network's framing
+            closeup = hip[1] > CLOSEUP[0] * size[1] or Roi.from_points(hip, scale_point).side > CLOSEUP_SIDE * max(size)
+            if not usable or closeup:  # head and shoulders: the selfie network's framing
                 if usable:
                     self.closeups += 1
                     self.closeup_rois.append(Roi.from_points(hip, scale_point))
-                _paint_box(canvas, det.box, to_small, body=usable)
+                _paint_box(canvas, det.box, to_small, taken if usable else None)
                 continue
             if any(np.hypot(hip[0] - t.roi.cx, hip[1] - t.roi.cy) < SAME_PERSON * t.roi.side for t in self.tracks):
                 _paint_box(canvas, det.box, to_small)  # already tracked: its own crop is better

@@ -18,14 +18,15 @@ from typing import Any
 
 from ..engine.declaration import pipeline_declaration
 from ..errors import BackdropError, OptionError, install_hint
-from .config import CONTENT_TYPES, MAX_OFFER_BYTES, content_policy, STATIC_DIR, UPLOAD_TYPES, ServeError, ServerConfig
+from .config import (CONTENT_TYPES, MAX_OFFER_BYTES, STATIC_DIR, UPLOAD_TYPES, ServeError, ServerConfig,
+                     content_policy, secure)
 from .guard import RateLimiter, make_guard_middleware, make_upload_root
 from .ice import loopback_ice
 from .local import LocalRoutes
 from .memory import process_memory, release_free_memory
 from .peers import Peer, PeerLinks, ViewerPeer
 from .publisher import PublisherPeer
-from .protocol import ClientError, check_offer_body, check_sdp, json_response, one_line, same_secret
+from .protocol import ClientError, check_offer_body, check_sdp, check_secret, json_response, one_line, same_secret
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,10 @@ class BackdropServer:
                 resp = await handler(request)
             except web.HTTPException as exc:
                 if exc.status >= 400 and (request.path in ("/offer", "/view") or request.path.startswith("/local")):
-                    return json_response({"error": exc.reason}, exc.status)
+                    return secure(json_response({"error": exc.reason}, exc.status))
+                secure(exc)  # 404, 405... are answered by aiohttp from the exception itself
                 raise
-            resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-            resp.headers.setdefault("Referrer-Policy", "no-referrer")
-            resp.headers.setdefault("Content-Security-Policy", content_policy())
-            return resp
+            return secure(resp)
 
         def refuse(why: str) -> None:
             self.guarded[why] = self.guarded.get(why, 0) + 1
@@ -169,11 +168,18 @@ class BackdropServer:
         """The publisher whose viewer token this is (constant-time compare), or None."""
         return next((p for p in self.publishers.values() if same_secret(p.view_token, token)), None)
 
+    def _token(self, request) -> Any:
+        """The viewer token a GET presents (``?token=`` or ``X-Backdrop-Token``); 400 if not text."""
+        return check_secret(request.query.get("token") or request.headers.get("X-Backdrop-Token"))
+
     async def get_peers(self, request):
         # only the stream whose token is presented: ids of other peers are nobody's business
-        source = self.by_token(request.query.get("token") or request.headers.get("X-Backdrop-Token"))
+        try:
+            token = self._token(request)
+        except ClientError as exc:
+            return json_response({"error": str(exc)}, exc.status)
+        source = self.by_token(token)
         live = [source] if source is not None and source.processed is not None and not source.closed else []
-        token = request.query.get("token") or request.headers.get("X-Backdrop-Token")
         local = self.local.by_token(token) if isinstance(token, str) and token else None
         return json_response({"publishers": [p.describe() for p in live + ([local] if local else [])]})
 
@@ -184,7 +190,10 @@ class BackdropServer:
                 "uptime_s": round(time.monotonic() - self.started, 1), **process_memory()}
 
     async def get_stats(self, request):
-        source = self.by_token(request.query.get("token") or request.headers.get("X-Backdrop-Token"))
+        try:
+            source = self.by_token(self._token(request))
+        except ClientError as exc:
+            return json_response({"error": str(exc)}, exc.status)
         peers = [] if source is None else [source, *(v for v in self.viewers.values() if v.source is source)]
         return json_response({**self.stats(), "peers": [p.describe() for p in peers]})
 
@@ -265,6 +274,7 @@ class BackdropServer:
             log.info("peer %s joined (%d/%d)", peer.id, len(self.publishers), self.config.max_peers)
             return json_response(reply)
         except ClientError as exc:
+            log.info("offer from %s refused (%d): %s", request.remote, exc.status, exc)
             if peer is not None:
                 await peer.close(f"refused: {exc}")
             return json_response({"error": str(exc)}, exc.status)
@@ -290,15 +300,20 @@ class BackdropServer:
             wanted, token = body.get("peer"), body.get("token")
             if wanted is not None and not isinstance(wanted, str):
                 raise ClientError('"peer" must be a peer id string')
-            check_sdp(sdp, send_video=False)
+            check_secret(token)
             if not isinstance(token, str) or not token:
                 self.refuse("token")
                 raise ClientError('watching needs the stream\'s "token" (open the viewer link of the publishing page)',
                                   403)
+            # charged, and the on-device caps checked, before the SDP is parsed (the one costly
+            # check here): a flood of viewer offers that are refused costs a lookup each
             self.charge(request)
             local = self.local.by_token(token)
             if local is not None:  # an on-device stream: the browsers connect to each other
+                self.local.check_room(local)
+                check_sdp(sdp, send_video=False)
                 return json_response(await self.local.relay_view(local, sdp))
+            check_sdp(sdp, send_video=False)
             source = self.by_token(token)
             if source is None or source.processed is None or source.closed or (wanted and wanted != source.id):
                 self.refuse("token")
@@ -317,6 +332,7 @@ class BackdropServer:
             peer.spawn(peer._watchdog())
             return json_response({**reply, "source": source.id})
         except ClientError as exc:
+            log.info("viewer offer from %s refused (%d): %s", request.remote, exc.status, exc)
             if peer is not None:
                 await peer.close(f"refused: {exc}")
             return json_response({"error": str(exc)}, exc.status)
@@ -342,12 +358,30 @@ class BackdropServer:
 
 
 def local_files():
-    """The fetched browser packages and the browser-runnable cached models (nothing fetched here:
-    ``backdrop serve`` fetches before it starts, so a server never waits on the network)."""
-    from ..models.registry import DEFAULT_FETCH, cached_path, is_cached
-    from .npm import is_fetched
+    """The browser packages and browser-runnable models in the cache, each file verified now
+    (nothing fetched here: ``backdrop serve`` fetches before it starts, so a server never waits on
+    the network): ``({key: (package, {name: VerifiedFile})}, {model: VerifiedFile})``. A package
+    or model that fails its check is left out, with one log line."""
+    from ..models.registry import DEFAULT_FETCH, known_model, model_dir
+    from .cache import CacheError, verify_pinned
+    from .npm import verified_files
     from .packages import BROWSER_MODELS, TRACKER_MODELS, WEB_PACKAGES
 
-    packages = [p for p in WEB_PACKAGES if is_fetched(p)]
-    models = {n: cached_path(n) for n in (*BROWSER_MODELS, *TRACKER_MODELS) if n in DEFAULT_FETCH and is_cached(n)}
+    packages, models, refused = {}, {}, []
+    for pkg in WEB_PACKAGES:
+        try:
+            packages[pkg.key] = (pkg, verified_files(pkg))
+        except CacheError as exc:
+            if str(exc) != "not fetched":
+                refused.append(f"{pkg.name}@{pkg.version}: {exc}")
+    if refused:
+        log.warning("cached browser packages not served (backdrop models --fetch web fetches them again): %s",
+                    "; ".join(refused))
+    for name in (*BROWSER_MODELS, *TRACKER_MODELS):  # the picker's segmenters, the person tracker's models
+        if name in DEFAULT_FETCH:
+            km = known_model(name)
+            try:
+                models[name] = verify_pinned(model_dir(), km.filename, km.sha256)
+            except CacheError as exc:
+                log.debug("model %s is not served to pages: %s", name, exc)
     return packages, models

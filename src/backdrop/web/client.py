@@ -86,8 +86,9 @@ class Client:
     """One peer: sends ``frames`` at ``fps``, receives the processed track, talks on the channel."""
 
     def __init__(self, base_url: str, frames: Sequence[np.ndarray], *, fps: float = 30.0, marker: bool = False,
-                 keep_frames: int = 0):
+                 keep_frames: int = 0, ssl: Any = None):
         self.base_url = base_url.rstrip("/") + "/"
+        self.ssl = ssl  # an ssl.SSLContext for an https:// server (a self-signed certificate, say)
         self.frames = frames
         self.fps = fps
         self.marker = marker
@@ -136,7 +137,8 @@ class Client:
         await pc.setLocalDescription(await pc.createOffer())
         async with aiohttp.ClientSession() as http:
             async with http.post(self.base_url + "offer", json={"sdp": pc.localDescription.sdp,
-                                                                 "type": pc.localDescription.type}) as res:
+                                                                 "type": pc.localDescription.type},
+                                 **({"ssl": self.ssl} if self.ssl is not None else {})) as res:
                 body = await res.json()
                 if res.status != 200:
                     await pc.close()

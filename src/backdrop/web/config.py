@@ -28,7 +28,8 @@ CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "application/javasc
 def content_policy(html: bytes | None = None) -> str:
     """The Content-Security-Policy: our own origin only. 'wasm-unsafe-eval' lets the on-device
     runtime compile its WebAssembly (nothing is eval'd); an inline import map in ``html`` is
-    allowed by its sha256, never by 'unsafe-inline'."""
+    allowed by its sha256, never by 'unsafe-inline'; no site may frame a page (clickjacking:
+    a camera page under another site's buttons)."""
     import base64
     import hashlib
     import re
@@ -38,7 +39,21 @@ def content_policy(html: bytes | None = None) -> str:
         hashes += f" 'sha256-{base64.b64encode(hashlib.sha256(body).digest()).decode()}'"
     return ("default-src 'self'; connect-src 'self'; "
             f"script-src 'self' 'wasm-unsafe-eval'{hashes}; worker-src 'self' blob:; "
-            "img-src 'self' blob: data:; media-src 'self' blob: mediastream:")
+            "img-src 'self' blob: data:; media-src 'self' blob: mediastream:; frame-ancestors 'none'")
+
+
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                    "X-Frame-Options": "DENY"}  # frame-ancestors for browsers without CSP level 2
+
+
+def secure(resp):
+    """``resp`` with the security headers every answer carries (an error page too: a 404 that a
+    browser sniffed as HTML, or framed by another site, is as good as any page for an attacker).
+    A page's own CSP (its import map's hash) is kept."""
+    for name, value in SECURITY_HEADERS.items():
+        resp.headers.setdefault(name, value)
+    resp.headers.setdefault("Content-Security-Policy", content_policy())
+    return resp
 
 
 UPLOAD_TYPES = {  # declared MIME type -> kind; the content is sniffed and decoded regardless
@@ -106,6 +121,11 @@ class ServerConfig:
             raise OptionError(f"{{option}} must be device or server, got {str(self.process_on)[:20]!r}",
                               option="process_on")
         self.allow_hosts = tuple(self.allow_hosts or ())
+        from .guard import split_host  # here: guard imports the modules that import this one
+
+        bad = [h for h in self.allow_hosts if not isinstance(h, str) or not split_host(h)]
+        if bad:
+            raise OptionError(f"--allow-host {str(bad[0])[:40]!r} is not a host name, IPv4 or [IPv6] address")
         if self.background.strip().lower() == "transparent":
             raise OptionError("a live stream has no alpha channel: use a colour, blur or an image")
         return self

@@ -15,14 +15,20 @@ the publisher holding the most polls loses its oldest), and at most ``MAX_PER_AD
 are registered from one address (a newer one replaces that address's oldest stream that is not
 polling, else 429). Registrations are also charged to the offer rate limit. So long polls, which
 the connection cap cannot evict (they are requests being served), never hold more than a
-quarter of ``max_connections``.
+quarter of ``max_connections``. A viewer's offer waits for the page's answer (up to
+``ANSWER_SECONDS``) on a connection the cap cannot evict either, so those waits are capped too:
+``VIEWS_PER_STREAM`` per stream and an eighth of ``max_connections`` in all (503 beyond).
+
+Runtime and model files are served only while they are what was fetched (:mod:`.cache`):
+checked at start, and again each time one is opened; ``/config`` offers on-device processing
+only while every file it needs passes, so a page falls back to the server path instead of
+failing on an import.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import secrets
@@ -31,8 +37,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cache import CacheError, file_response
 from .packages import BROWSER_MODELS, TRACKER_MODELS
-from .protocol import ClientError, json_response, same_secret
+from .protocol import ClientError, check_secret, json_response, same_secret
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,8 @@ POLL_SECONDS = 20.0           # one long poll waits this long for a viewer
 GONE_AFTER = 45.0             # a publisher that has not polled for this long has left
 IDLE_GRACE = 2.0              # a page not polling, unseen this long, may make room for a new one
 ANSWER_SECONDS = 15.0         # a viewer waits this long for the publisher's answer
+VIEWS_PER_STREAM = 4          # viewers' offers waiting for one page's answer at once (a live page answers in ms)
+VIEWS_SHARE = 8               # ... and in all at most max_connections / VIEWS_SHARE (32 of 256)
 MAX_WAITING = 8               # viewers' offers queued for one publisher
 MAX_STATS_KEYS = 32           # numbers a page may report about itself
 GONE = "gone"                 # what a long poll gets when its stream is dropped
@@ -80,11 +89,14 @@ class LocalRoutes:
 
     def __init__(self, server, packages, models):
         self.server = server
-        self.packages = {p.key: p for p in packages}   # only fetched ones are served
-        self.models = models                         # name -> cached path (browser-runnable only)
+        self.packages = packages  # key -> (WebPackage, {file: VerifiedFile}): verified at start
+        self.models = models      # name -> VerifiedFile (browser-runnable, sha256 pinned in the registry)
         self.publishers: dict[str, LocalPublisher] = {}
         # streams, and long polls in all, that may exist at once: a quarter of the connections at most
         self.max_publishers = min(MAX_LOCAL_PUBLISHERS, max(2, server.config.max_connections // 4))
+        self.max_views = max(VIEWS_PER_STREAM, server.config.max_connections // VIEWS_SHARE)
+        self.views_waiting = 0    # viewers' offers waiting for a page's answer, all streams
+        self._warned: set[str] = set()
 
     def add(self, router) -> None:
         router.add_get("/runtime/{key}/{path:.+}", self.runtime)
@@ -94,39 +106,60 @@ class LocalRoutes:
         router.add_post("/local/{id}/answer", self.answer)
         router.add_post("/local/{id}/stats", self.report)
 
-    @property
-    def available(self) -> bool:
-        return bool(self.packages) and any(n in BROWSER_MODELS for n in self.models)
+    # -- files
+    def _intact(self, files) -> bool:
+        """Whether every file still is what was fetched (an open and an ``fstat`` each; hashed
+        again only if one changed); the first time one is not, one log line."""
+        for vf in files:
+            why = vf.problem()
+            if why:
+                if vf.rel not in self._warned:
+                    self._warned.add(vf.rel)
+                    log.warning("not serving %s any more: %s", vf.rel, why)
+                return False
+        return True
 
     def describe(self) -> dict[str, Any]:
-        return {"available": self.available, "models": [n for n in self.models if n in BROWSER_MODELS],
-                "tracker": [n for n in self.models if n in TRACKER_MODELS],
-                "runtimes": {k: f"{p.name}@{p.version}" for k, p in self.packages.items()}}
+        from .packages import WEB_PACKAGES  # (at call time: tests replace it)
 
-    # -- files
-    def _send_file(self, path, suffix: str):
-        return _chunked_file_response()(path, chunk_size=64 * 1024, headers={"Content-Type": RUNTIME_TYPES.get(suffix, "application/octet-stream"),
-                                               "Cache-Control": "public, max-age=31536000, immutable",
-                                               "Cross-Origin-Resource-Policy": "same-origin"})
+        runtimes = {k: pkg for k, (pkg, files) in self.packages.items() if self._intact(files.values())}
+        models = [n for n, vf in self.models.items() if self._intact([vf])]
+        needed = all(p.key in runtimes for p in WEB_PACKAGES if not p.optional)
+        tracker = [n for n in self.models if n in TRACKER_MODELS]  # the person tracker's: all of them or none
+        return {"available": needed and any(n in BROWSER_MODELS for n in models),
+                "models": [n for n in models if n in BROWSER_MODELS],  # the picker's segmenters
+                "tracker": tracker if all(n in models for n in tracker) else [],
+                "runtimes": {k: f"{p.name}@{p.version}" for k, p in runtimes.items()}}
+
+    def _send(self, vf):
+        from aiohttp import web
+
+        try:
+            f = vf.open()
+        except CacheError:
+            self._intact([vf])  # says why, once
+            raise web.HTTPNotFound() from None
+        suffix = "." + vf.rel.rsplit(".", 1)[-1]
+        return file_response()(f, vf.size, {"Content-Type": RUNTIME_TYPES.get(suffix, "application/octet-stream"),
+                                             "Cache-Control": "public, max-age=31536000, immutable",
+                                             "Cross-Origin-Resource-Policy": "same-origin"})
 
     async def runtime(self, request):
         from aiohttp import web
 
-        from .npm import package_dir
-
-        pkg = self.packages.get(request.match_info["key"])
-        rel = request.match_info["path"]
-        if pkg is None or rel not in pkg.files:  # exact names only: no traversal, no listing
+        entry = self.packages.get(request.match_info["key"])
+        vf = entry[1].get(request.match_info["path"]) if entry else None
+        if vf is None:  # exact names only: no traversal, no listing
             raise web.HTTPNotFound()
-        return self._send_file(package_dir(pkg) / rel, "." + rel.rsplit(".", 1)[-1])
+        return self._send(vf)
 
     async def model(self, request):
         from aiohttp import web
 
-        path = self.models.get(request.match_info["name"])
-        if path is None:
+        vf = self.models.get(request.match_info["name"])
+        if vf is None:
             raise web.HTTPNotFound()
-        return self._send_file(path, path.suffix)
+        return self._send(vf)
 
     # -- signalling
     def _expire(self) -> None:
@@ -158,6 +191,7 @@ class LocalRoutes:
         return next((p for p in self.publishers.values() if same_secret(p.view_token, token)), None)
 
     def _publisher(self, request, secret: Any) -> LocalPublisher:
+        check_secret(secret, "secret")
         pub = self.publishers.get(request.match_info["id"])
         if pub is None or not same_secret(pub.secret, secret):
             raise ClientError("no such on-device stream (it may have timed out; reload the page)", 404)
@@ -299,11 +333,25 @@ class LocalRoutes:
         except ClientError as exc:
             return json_response({"error": str(exc)}, exc.status)
 
+    def check_room(self, pub: LocalPublisher) -> None:
+        """503 unless one more viewer's offer may wait for ``pub``'s answer: each wait holds a
+        connection the cap cannot evict, so at most ``VIEWS_PER_STREAM`` per stream and
+        ``max_views`` in all (a page that never answers holds its own few only)."""
+        if len(pub.answers) >= VIEWS_PER_STREAM:
+            self.server.refuse("views")
+            raise ClientError("too many viewers are connecting to this stream at once; try again in a few "
+                              "seconds", 503)
+        if self.views_waiting >= self.max_views:
+            self.server.refuse("views")
+            raise ClientError("too many viewers are connecting at once; try again in a few seconds", 503)
+
     async def relay_view(self, pub: LocalPublisher, sdp: str) -> dict[str, Any]:
         """A viewer's offer for an on-device stream: hand it to the publisher, wait for its answer."""
+        self.check_room(pub)
         viewer = secrets.token_hex(6)
         fut = asyncio.get_running_loop().create_future()
         pub.answers[viewer] = fut
+        self.views_waiting += 1
         try:
             if not self._give(pub, (viewer, sdp)):
                 raise ClientError("too many viewers are connecting to this stream; try again", 503)
@@ -312,31 +360,16 @@ class LocalRoutes:
             except asyncio.TimeoutError:
                 raise ClientError("the publishing page did not answer (is it still open?)", 504) from None
         finally:
+            self.views_waiting -= 1
             pub.answers.pop(viewer, None)
         return {"sdp": answer, "type": "answer", "source": pub.id, "where": "browser"}
 
     def stats(self) -> dict[str, Any]:
         self._expire()
-        return {"local_publishers": len(self.publishers),
+        return {"local_publishers": len(self.publishers), "local_views_waiting": self.views_waiting,
                 "local_polls": sum(len(p.polls) for p in self.publishers.values())}
 
 
 def _release(fut: asyncio.Future) -> None:
     if not fut.done():
         fut.set_result(None)
-
-
-@functools.lru_cache(maxsize=1)
-def _chunked_file_response():
-    """aiohttp's FileResponse without ``loop.sendfile``: closing a connection mid-sendfile (the
-    connection cap evicting a client that does not read a 9 MB runtime file) makes Python 3.11's
-    asyncio log an ``InvalidStateError`` traceback from ``_call_connection_lost``. Chunks of 64 KB
-    through the transport instead; the memory per slow reader stays about one chunk."""
-    from aiohttp import web
-
-    class ChunkedFileResponse(web.FileResponse):
-        async def _sendfile(self, request, fobj, offset, count):
-            writer = await web.StreamResponse.prepare(self, request)
-            return await self._sendfile_fallback(writer, fobj, offset, count)
-
-    return ChunkedFileResponse

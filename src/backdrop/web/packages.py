@@ -37,6 +37,7 @@ PDFJS = WebPackage(
     integrity="sha512-vg8Pw1x+AFKy4AMDvhuWl5cOYV8d698UoEANoFFhc79hqXDnZQqnOXoxw3HG907WHOg1JYOvLhP756boddFxpA==",
     files=("LICENSE", "package.json", "build/pdf.min.mjs", "build/pdf.worker.min.mjs"),
     licence="Apache-2.0", why="PDF slides rendered in the page (presenter mode)",
+    optional=True,  # without it the page processes on-device all the same, minus PDF slides
 )
 
 WEB_PACKAGES: tuple[WebPackage, ...] = (LITERT, LITERT_WASM_UTILS, PDFJS)

@@ -27,7 +27,7 @@ def _ssl_context(cfg: ServerConfig) -> ssl.SSLContext | None:
     try:
         ctx.load_cert_chain(cfg.certfile, cfg.keyfile)
     except (OSError, ssl.SSLError) as exc:
-        raise ServeError(f"cannot load --cert/--key: {one_line(exc)}") from None
+        raise ServeError(f"cannot load --tls-cert/--tls-key: {one_line(exc)}") from None
     return ctx
 
 

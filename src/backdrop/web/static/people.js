@@ -64,6 +64,10 @@ export class PeopleTracker {
       const [x0, y0] = toSmall(box[0], box[1]); const [x1, y1] = toSmall(box[2], box[3]);
       const g = body ? x1 - x0 : c.paint_grow * (x1 - x0);
       grey(rgba, S, x0 - g, y0 - g, x1 + g, body ? S : y1 + g);
+      if (body) {  // a close-up's body is taken: a weak detection on its shoulder is nobody new
+        for (let y = Math.max(0, Math.floor(y0 - g)); y < S; y += 1)
+          for (let x = Math.max(0, Math.floor(x0 - g)); x < Math.min(S, Math.ceil(x1 + g)); x += 1) taken[y * S + x] = 1;
+      }
     };
     for (const t of this.tracks) if (t.result) paintMask(t.result);
     for (let round = 0; round < this.maxPeople + 2 && this.tracks.length < this.maxPeople; round += 1) {
@@ -76,7 +80,8 @@ export class PeopleTracker {
       if (!det) break;
       const [hip, point] = det.keypoints;
       const usable = Math.hypot(point[0] - hip[0], point[1] - hip[1]) >= 2;
-      if (!usable || hip[1] > c.closeup_in * h) {
+      const closeup = usable && (hip[1] > c.closeup_in * h || Roi.fromPoints(hip, point).side > c.closeup_side * Math.max(w, h));
+      if (!usable || closeup) {
         if (usable) this.closeups.push(Roi.fromPoints(hip, point));
         paintBox(det.box, usable);
         continue;

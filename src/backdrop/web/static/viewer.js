@@ -65,7 +65,9 @@ async function refresh() {
   } catch (e) { /* the list is a convenience */ }
 }
 
-async function watch() {
+// tries: a busy server (503: as many viewers as it lets wait are being connected) is asked again
+// a few times, after 1-3 s, before the page shows the refusal
+async function watch(tries = 0) {
   $("error").hidden = true;
   if (state.pc) state.pc.close();
   const pc = new RTCPeerConnection();
@@ -92,6 +94,12 @@ async function watch() {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload),
   });
   const body = await res.json().catch(() => ({}));
+  if (res.status === 503 && tries < 4) {
+    pc.close();
+    setStatus("busy: trying again");
+    await new Promise((resolve) => setTimeout(resolve, 1000 + 2000 * Math.random()));
+    return watch(tries + 1);
+  }
   if (!res.ok) {
     showError(body.error || `refused (${res.status})`);
     setStatus("waiting");
