@@ -12,10 +12,12 @@ People are not lit like their background on average: on the 310 shared portraits
 and with more contrast and chroma. So the estimate moves only the part of each difference that
 lies beyond its natural spread: for each quantity ``d = person - background - offset`` and the
 correction is ``-gain * shrink(d, dead)`` (a soft threshold: differences within ``dead`` of the
-usual one are left alone). The offsets, gains and dead zones are the ``RelightConstants``
-(fitted on the tuning split of the portraits: ``benchmarks/harmonize.py --tune``; the held-out
-split never takes part). That is Reinhard's colour transfer made partial and aware of how
-people and rooms really differ.
+usual one are left alone). The offsets, gains and dead zones are the ``RelightConstants``:
+the offsets and spreads measured on the 310 portraits, the gains and dead zones searched on the
+tuning split (``benchmarks/harmonize.py --tune``; the held-out split never takes part). That is
+Reinhard's colour transfer made partial and aware of how people and rooms really differ; every
+gain measured worse than none there, so all ship as 0 and the look is off (docs/quality.md
+"Relight"): the machinery stays for a learned estimate and for the measurements.
 
 The low-light lift (:func:`lift_gain`) is separate and absolute: a face darker than
 ``lift_below`` (linear luminance) is brought most of the way up to it, whatever the background.
