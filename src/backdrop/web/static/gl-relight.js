@@ -11,6 +11,7 @@
 //      mipmap level of the matte), and the background's grey spread (a flat colour is no scene);
 //   5. the look (exposure, warm, green, contrast, saturation, pivot) into a 2x1 state, smoothed,
 //      taken at once on a new background.
+// With every gain of the look 0 (as shipped: docs/quality.md "Relight") steps 4 and 5 are skipped.
 // The compose pass applies both to the person (RELIGHT_GLSL). Every number is the declaration's
 // (GET /config "pipeline", the stage's `constants`): none is copied from Python here.
 "use strict";
@@ -164,6 +165,8 @@ void main() {
   else outColor = snap ? look : prev0 + smoothing * (look - prev0);
 }`;
 
+const NO_LOOK = `void main() { outColor = vec4(0.0); }`;
+
 // applied in the compose pass to the person's colour F (frame colour I at p), after touch-up
 export const RELIGHT_GLSL = COLOUR_GLSL + `
 uniform sampler2D relightLift;  // (log2 gain, face level, noise, 1)
@@ -237,9 +240,14 @@ export function makeRelight(gl, targets) {
       bins: [c.histogram_low, c.histogram_high], quantile: c.highlight_quantile,
       lift: [c.lift_below, c.lift_gain, c.lift_face, c.lift_max],
       noiseRamp: [c.lift_noise, c.lift_noisy, c.lift_clean], noiseUnit: c.noise_unit });
-    const [p1, p2, b1, b2, grey] = [6, 7, 8, 9, 10].map((k) => stat(k, { lift }));
     const lookPast = targets.get(`relight-look-${names[1 - flip]}`, 2, 1, "rgba32f", "nearest");
     const look = targets.get(`relight-look-${names[flip]}`, 2, 1, "rgba32f", "nearest");
+    if (![c.gain_lum, c.gain_warm, c.gain_green, c.gain_spread, c.gain_chroma].some((g) => g !== 0)) {
+      draw(gl, variant(gl, NO_LOOK, {}), look, {});  // every gain 0 (as shipped): no statistics, no look
+      flip = 1 - flip; first = false;
+      return { lift, look };
+    }
+    const [p1, p2, b1, b2, grey] = [6, 7, 8, 9, 10].map((k) => stat(k, { lift }));
     draw(gl, variant(gl, LOOK, {}), look, {
       p1, p2, b1, b2, grey, past: lookPast, snap: first || snap, strength, smoothing: c.smoothing,
       offsets: [c.offset_lum, c.offset_warm, c.offset_green, c.offset_spread], offsetChroma: c.offset_chroma,
