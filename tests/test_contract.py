@@ -59,9 +59,9 @@ def test_a_read_nothing_writes_fails_at_build_with_one_line(monkeypatch, segment
 
 def test_the_fused_pass_is_read_off_the_declaration(segmenter):
     """No flag to forget: refine's guided mode joins the fused pass, its closed-form mode, any
-    compose stage that reads the full-size matte and relight (it looks at the new background
-    before the blend) do not."""
-    assert not Pipeline(background="#00ff00", segmenter=segmenter).fuses  # relight is on by default
+    compose stage that reads the full-size matte do not; relight (it looks at the new background
+    before the blend) joins on the frames where it declares itself idle (``Stage.idle``)."""
+    assert Pipeline(background="#00ff00", segmenter=segmenter).fuses  # relight is on by default
     assert Pipeline(background="#00ff00", relight=0.0, segmenter=segmenter).fuses
     assert not Pipeline(background="#00ff00", relight=0.0, refine="high", segmenter=segmenter).fuses
     assert not Pipeline(background="#00ff00", relight=0.0, touch_up=0.5, segmenter=segmenter).fuses

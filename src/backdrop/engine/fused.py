@@ -52,7 +52,7 @@ def fusable(pipe: Any, fs: FrameState) -> bool:
     full = pipe.stages_in("full")
     if not full or not full[0].spec.upsamples or not pipe.background.fuses(fs):
         return False
-    return pipe.fuses
+    return pipe.fuses and all(s.idle(fs) for s in pipe.stages_with("idle") if not s.spec.fuses(s))
 
 
 class FusedPass:
@@ -84,7 +84,8 @@ class FusedPass:
         full, run, timer = pipe.stages_in("full"), pipe.run_hook, pipe.timer
         fs.fg = None if fs.planar is not None else fs.frame
         for stage in pipe.stages_with("foreground"):
-            run(stage, "foreground", fs)
+            if stage.spec.fuses(stage):  # the others said they are idle on this frame (fusable)
+                run(stage, "foreground", fs)
         for stage in full:
             run(stage, "fuse_begin", fs)
         with timer("composite"):

@@ -101,7 +101,8 @@ class Pipeline:
         self._hooks = {hook: [s for s in stages if implements(s, hook)] for hook in HOOKS}
         self._works = any(s.spec.phase != "compose" for s in stages)  # else: the raw path
         self._upsampled = any(s.spec.upsamples for s in stages)
-        self.fuses = all(s.spec.fuses(s) for s in stages)  # every stage that is on can join the fused pass
+        # every stage that is on can join the fused pass, or says per frame when it is idle there
+        self.fuses = all(s.spec.fuses(s) or implements(s, "idle") for s in stages)
 
     def update_options(self, **changes: Any) -> PipelineOptions:
         """Change options between two frames (live); stages whose options changed (or were set

@@ -40,6 +40,7 @@ from .base import Opt, Stage, StageSpec
 SMOOTHING = 0.05  # share of the way to the new estimate per frame
 NEW_BACKGROUND = 12.0  # mean level change of the background's 16x16 thumbnail that is a new background
 THUMB = 16
+IDLE_STOPS = float(np.log2(1.001))  # a lift below this is no lift (foreground applies none)
 CONSTANTS = RelightConstants()
 
 
@@ -82,6 +83,23 @@ class RelightStage(Stage):
         self.applied = (self.applied[0], gain)
         if gain > 1.001:
             fs.fg = lift_person(fs.fg, gain, level, noise, box)
+
+    def idle(self, fs) -> bool:
+        """Nothing to do on this frame (the fused pass may take it): no look ships, the lift is
+        off now and would stay off even if the person were as noisy as a dark room makes them
+        (the upper bound of ``lift_gain``, from the working-size frame and matte). A well-lit
+        720p file job: 0.26-0.27 of a bare transcode unfused, 0.37-0.39 with this (load 1-2)."""
+        if self.learned is not None or CONSTANTS.has_look():
+            return False
+        if self.log_gain is not None and self.log_gain > IDLE_STOPS:
+            return False
+        if fs.work_frame is None or fs.work_matte is None:
+            return False
+        if person_box(fs.work_matte) is None:
+            return True  # nobody: foreground keeps what it learnt and changes nothing
+        highlight, level = exposure_of(fs.work_frame, fs.work_matte, fs.people, fs.size)
+        worst = lift_gain(highlight, level, CONSTANTS.lift_noisy, CONSTANTS)
+        return float(np.log2(worst)) * self.strength <= IDLE_STOPS
 
     def over(self, fs, background) -> None:
         if self.learned is None and not CONSTANTS.has_look():
