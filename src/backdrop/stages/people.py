@@ -82,6 +82,15 @@ def person_mask(mask: np.ndarray, roi: Roi, size: tuple[int, int], work: tuple[i
                           borderValue=0)
 
 
+def within(mask: np.ndarray, r: int) -> np.ndarray:
+    """The pixels within ``r`` of ``mask`` (bool): a distance transform, not a dilation by a
+    (2r+1)^2 ellipse, which took 21 ms a frame at r = 48 (a 512x480 working size; talking-room
+    live: p50 25 ms a frame against 18 before the people stage)."""
+    if not mask.any():
+        return np.zeros(mask.shape, bool)
+    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= r
+
+
 def combine(people: np.ndarray, selfie: np.ndarray, reach: int) -> np.ndarray:
     """The working-size matte from the people's masks (their union) and the selfie network's.
 
@@ -91,8 +100,7 @@ def combine(people: np.ndarray, selfie: np.ndarray, reach: int) -> np.ndarray:
     (selfie alone there added the grass between walking legs: DAVIS lucia IoU .906 -> .864).
     Farther away selfie counts as it is: people the detector did not take (small pedestrians,
     the rest of a crowd). Measured in docs/quality.md (issue 20)."""
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
-    near = cv2.dilate((people > 0.5).astype(np.uint8), k) > 0
+    near = within(people > 0.5, reach)
     confirmed = np.where((people > GATE) & (selfie > 0.5), np.maximum(people, selfie), people)
     return np.where(near, confirmed, np.maximum(people, selfie)).astype(np.float32)
 
@@ -120,9 +128,7 @@ def new_motion(grey: np.ndarray, last_grey: np.ndarray, last_matte: np.ndarray |
     moved = cv2.absdiff(grey, last_grey) > MOTION_LEVEL
     outside = np.ones(grey.shape, bool)
     if last_matte is not None and last_matte.shape == grey.shape:
-        r = max(1, grey.shape[0] // 10)
-        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        outside = cv2.dilate((last_matte > 0.5).astype(np.uint8), k) == 0
+        outside = ~within(last_matte > 0.5, max(1, grey.shape[0] // 10))
     return float((moved & outside).sum()) / max(1, int(outside.sum()))
 
 
