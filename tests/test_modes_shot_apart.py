@@ -9,9 +9,6 @@ shadow, and the shared real static camera (``clips-extra/one-by-one-person-detec
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import cv2
 import numpy as np
 import pytest
@@ -21,6 +18,7 @@ from backdrop.errors import InputError
 from backdrop.evaluate.synthetic import green_screen_set, sliding_clip
 from conftest import shared_path
 from media import write_video
+from test_hardening_files import one_error_line, run_cli
 
 
 def people():
@@ -35,20 +33,6 @@ def write_rgb(path, image) -> str:
 def clip_mad(pipe, clip) -> float:
     mattes = [m for _, m, _ in pipe.stream(clip.frames)]
     return float(np.mean([np.abs(m - t).mean() for m, t in zip(mattes, clip.alphas)]))
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backdrop", *args], capture_output=True, text=True, timeout=120)
-
-
-def one_error_line(proc: subprocess.CompletedProcess, *fragments: str) -> str:
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("backdrop: error:"), proc.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize("shot", [
