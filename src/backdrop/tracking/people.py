@@ -172,17 +172,18 @@ class PersonTracker:
             det = found[0]
             hip, scale_point = det.keypoints[0], det.keypoints[1]
             usable = np.isfinite(det.keypoints[:2]).all() and np.hypot(*(scale_point - hip)) >= 2
-            closeup = hip[1] > CLOSEUP[0] * size[1] or Roi.from_points(hip, scale_point).side > CLOSEUP_SIDE * max(size)
-            if not usable or closeup:  # head and shoulders: the selfie network's framing
-                if usable:
-                    self.closeups += 1
-                    self.closeup_rois.append(Roi.from_points(hip, scale_point))
-                _paint_box(canvas, det.box, to_small, taken if usable else None)
+            if not usable:
+                _paint_box(canvas, det.box, to_small)
+                continue
+            roi = Roi.from_points(hip, scale_point)
+            if hip[1] > CLOSEUP[0] * size[1] or roi.side > CLOSEUP_SIDE * max(size):  # the selfie network's framing
+                self.closeups += 1
+                self.closeup_rois.append(roi)
+                _paint_box(canvas, det.box, to_small, taken)
                 continue
             if any(np.hypot(hip[0] - t.roi.cx, hip[1] - t.roi.cy) < SAME_PERSON * t.roi.side for t in self.tracks):
                 _paint_box(canvas, det.box, to_small)  # already tracked: its own crop is better
                 continue
-            roi = Roi.from_points(hip, scale_point)
             if abs(roi.rotation) > np.pi / 4 and det.score < ROTATED_SCORE:
                 _paint_box(canvas, det.box, to_small)  # lying or upside down needs more evidence
                 continue
