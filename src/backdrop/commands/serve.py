@@ -38,6 +38,9 @@ def register(sub) -> None:
                    help="where the page processes by default: device (in the browser: WASM + WebGL, "
                         "nothing sent to this machine but signalling) or server (the camera is sent here "
                         "over WebRTC); the page has a switch (default device)")
+    p.add_argument("--frame-worker", choices=("process", "thread"), default="process",
+                   help="where a server-processed stream's pipeline runs: its own process (default: the "
+                        "event loop's work never waits on a frame) or a thread of the server")
     p.add_argument("--tls-cert", "--cert", dest="tls_cert", default=None, metavar="PEM",
                    help="TLS certificate chain (PEM): serve https:// (browsers allow the camera off "
                         "localhost only on https)")
@@ -70,7 +73,7 @@ def run(args) -> int:
                           max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), background=args.background,
                           model=options.model, threads=options.threads, options=options,
                           idle_timeout=args.idle_timeout, allow_hosts=tuple(args.allow_host),
-                          process_on=args.process_on, upscale=upscale_of(args),
+                          process_on=args.process_on, upscale=upscale_of(args), frame_worker=args.frame_worker,
                           certfile=args.tls_cert, keyfile=args.tls_key).validate()
     from ..models import load_model
 

@@ -95,6 +95,7 @@ class ServerConfig:
     upload_max_side: int = 1920       # uploaded pictures/videos larger than this are scaled down
     process_on: str = "device"        # the page's default: "device" (in the browser) or "server"
     upscale: int = 0                  # server mode: x2 super-resolution of each composite (0: off)
+    frame_worker: str = "process"     # server mode: each publisher's pipeline in a "process" or a "thread"
 
     def validate(self) -> "ServerConfig":
         if self.upscale:
@@ -120,6 +121,9 @@ class ServerConfig:
         if self.process_on not in ("device", "server"):
             raise OptionError(f"{{option}} must be device or server, got {str(self.process_on)[:20]!r}",
                               option="process_on")
+        if self.frame_worker not in ("process", "thread"):
+            raise OptionError(f"{{option}} must be process or thread, got {str(self.frame_worker)[:20]!r}",
+                              option="frame_worker")
         self.allow_hosts = tuple(self.allow_hosts or ())
         from .guard import split_host  # here: guard imports the modules that import this one
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import BackdropError
 from .config import INBOX_SIZE, MAX_TEXT_MESSAGE, UPLOAD_STALL_SECONDS, UPLOAD_TYPES
+from .frame_worker import WorkerGone
 from .peers import Peer, PeerLinks
 from .protocol import ClientError, one_line
 from .track import PeerStats, drain, make_processed_track
@@ -66,6 +67,12 @@ class PublisherPeer(Peer, UploadReceiver):
         settings = LiveSettings(background=cfg.background, model=self.links.model)
         options = dataclasses.replace(cfg.options or PipelineOptions(), model=self.links.model,
                                       threads=cfg.threads, quiet=True)
+        if cfg.frame_worker == "process":  # the default: the pipeline off the event loop's GIL
+            from .frame_worker import FrameWorker
+
+            self.processor = FrameWorker(settings, options=options, upscale=cfg.upscale,
+                                         uploads=lambda: {k: str(v) for k, v in self.uploads.items()})
+            return
         self.processor = LiveProcessor(settings, options=options, allow_files=False,
                                        resolve=self._resolve, known_uploads=lambda s: s in self.uploads,
                                        upscale=cfg.upscale)
@@ -101,6 +108,13 @@ class PublisherPeer(Peer, UploadReceiver):
         with one log line, instead of the track dying."""
         try:
             out = self.processor(image)
+        except WorkerGone as exc:  # the child died (killed, out of memory): this peer cannot go on
+            if not self._failing:
+                self._failing = True
+                log.warning("peer %s: %s; closing the peer", self.id, one_line(exc))
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self._worker_gone)
+            return self._last_good if self._last_good is not None else np.full_like(image, 128)
         except Exception as exc:
             if not self._failing:
                 self._failing = True
@@ -116,6 +130,12 @@ class PublisherPeer(Peer, UploadReceiver):
         self._failing = False
         self._last_good = out
         return out
+
+    def _worker_gone(self) -> None:
+        """On the loop: tell the page why its stream ends, and close the peer (the page can call again)."""
+        if not self.closed:
+            self.send_error("processing stopped on the server; reconnect to start again")
+            self.spawn(self.close("the frame worker stopped"))
 
     def _fall_back(self, msg: str) -> None:
         """On the loop: tell the page, and go back to the server's background."""

@@ -36,6 +36,10 @@ async def start_site(server: BackdropServer):
     from aiohttp import web
 
     cfg = server.config
+    if cfg.frame_worker == "process":
+        from .frame_worker import warm
+
+        warm()  # the forkserver imports the pipeline now, not during the first offer
     # keepalive_timeout doubles as the header timeout: aiohttp arms it when a connection opens
     # and closes a connection whose request is not complete by then (slowloris)
     runner = web.AppRunner(server.app, access_log=None, handle_signals=False, shutdown_timeout=1.0,

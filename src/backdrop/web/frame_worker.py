@@ -1,0 +1,241 @@
+"""A publisher's frames processed in a process of their own, so the server's event loop and the
+pipeline stop taking turns at one interpreter lock.
+
+Why: under the attack mix of ``benchmarks/serve_soak.py`` the machine (2 cores) was only 80 % busy
+and the real peer still lost a third of its frame rate: the event loop (aiohttp, asyncio's accept
+and close, DTLS/RTP) and the peer's pipeline thread shared the GIL, so every request answered was
+a frame waiting (py-spy: the loop 50 % of the server's samples under attack, 13 % alone). A shorter
+switch interval did not help (docs/reliability.md). With the pipeline in a child process, the two
+run on two cores and the loop's work no longer stalls a frame.
+
+:class:`FrameWorker` has the :class:`~backdrop.live.LiveProcessor` interface the publisher uses
+(``worker(frame)``, ``update(changes)``, ``state()``, ``close()``): a frame goes over a pipe as raw
+bytes (a 512x480 RGB frame is 0.7 MB: well under a millisecond each way), settings over a second
+pipe served by a thread in the child, so decoding a new background never holds a frame up (as
+:meth:`LiveProcessor.update` promises). Uploaded files stay in the peer's upload folder; the
+child is told the current id -> path map with every settings change.
+
+Children come from a ``forkserver`` that imported the pipeline once (``warm()``, at server start),
+so a new peer's worker starts in a fork plus its model load, not a fresh interpreter. A child
+ignores Ctrl-C (the server closes its peers and their workers) and ends when its pipes close, so
+a server killed outright leaves no orphan working.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackdropError
+
+log = logging.getLogger(__name__)
+
+FRAME_TIMEOUT = 30.0    # s for one frame's answer: a child that takes longer is taken as hung
+START_TIMEOUT = 60.0    # s for the child to build its pipeline (model load) and say it is ready
+CLOSE_TIMEOUT = 2.0     # s for a child to end after "stop" before it is terminated
+PRELOAD = ["backdrop.live", "backdrop.engine", "backdrop.compose.backgrounds", "backdrop.models"]
+
+
+class WorkerGone(BackdropError):
+    """The frame worker process stopped or stopped answering; the peer cannot go on."""
+
+
+class FrameFailed(BackdropError):
+    """The worker could not make this frame (its background failed, say); the peer goes on."""
+
+
+def _context():
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def warm() -> None:
+    """Start the forkserver (and its imports) now, at server start, not in the first offer."""
+    from multiprocessing import forkserver
+
+    _context()
+    forkserver.ensure_running()
+
+
+class FrameWorker:
+    """A :class:`~backdrop.live.LiveProcessor` in a child process (see the module docstring).
+
+    ``uploads()`` gives the peer's upload id -> file path map, sent along with every change;
+    ``worker(frame)`` (RGB uint8 HxWx3 in, the composite RGB uint8 out) is called by the peer's
+    single frame thread; ``update(changes, uploads)`` by any other thread, one at a time; ``state()``
+    answers from the last settings the child confirmed, so the event loop never waits on the child.
+    """
+
+    def __init__(self, settings, *, options, upscale: int = 0,
+                 uploads: Callable[[], dict[str, str]] = dict):
+        self._uploads = uploads
+        ctx = _context()
+        self._frames, child_frames = ctx.Pipe()
+        self._control, child_control = ctx.Pipe()
+        self._control_lock = threading.Lock()
+        self._process = ctx.Process(target=_child_main, name="backdrop-frames", daemon=True,
+                                    args=(child_frames, child_control, settings, options, upscale,
+                                          dict(uploads())))
+        self._process.start()
+        child_frames.close()
+        child_control.close()
+        self._closed = False
+        try:
+            self._state = self._answer(self._control, START_TIMEOUT, "start")
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def _answer(self, conn, timeout: float, what: str) -> Any:
+        """The child's reply to one request: its value, or the error it raised, raised here."""
+        try:
+            if not conn.poll(timeout):
+                raise WorkerGone(f"the frame worker did not answer {what} in {timeout:g} s")
+            kind, value = conn.recv()
+        except (EOFError, OSError):
+            raise WorkerGone(f"the frame worker stopped (exit code {self._process.exitcode})") from None
+        if kind == "ok":
+            return value
+        if kind == "refused":
+            raise BackdropError(value)
+        if kind == "failed":
+            raise FrameFailed(value)
+        raise RuntimeError(value)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        frame = np.ascontiguousarray(frame, dtype=np.uint8)
+        try:
+            self._frames.send(frame.shape)
+            self._frames.send_bytes(memoryview(frame).cast("B"))
+        except (OSError, ValueError):
+            raise WorkerGone(f"the frame worker stopped (exit code {self._process.exitcode})") from None
+        shape = self._answer(self._frames, FRAME_TIMEOUT, "a frame")
+        out = np.empty(shape, np.uint8)
+        try:
+            self._frames.recv_bytes_into(memoryview(out).cast("B"))
+        except (EOFError, OSError):
+            raise WorkerGone(f"the frame worker stopped (exit code {self._process.exitcode})") from None
+        return out
+
+    def update(self, changes: Any) -> dict[str, Any]:
+        """Validate and prepare ``changes`` in the child (errors raised here, one line); the next
+        frame uses them. Returns the new settings (as :meth:`state`)."""
+        with self._control_lock:
+            try:
+                self._control.send(("update", changes, dict(self._uploads())))
+            except (OSError, ValueError):
+                raise WorkerGone(f"the frame worker stopped (exit code {self._process.exitcode})") from None
+            self._state = self._answer(self._control, START_TIMEOUT, "a settings change")
+        return self._state
+
+    def state(self) -> dict[str, Any]:
+        return dict(self._state)
+
+    def close(self) -> None:
+        """Idempotent: ask the child to stop, then make sure it has (terminate, then kill)."""
+        if self._closed:
+            return
+        self._closed = True
+        for conn in (self._frames, self._control):
+            try:
+                conn.send(None)
+            except (OSError, ValueError):
+                pass
+        self._process.join(CLOSE_TIMEOUT)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(CLOSE_TIMEOUT)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(CLOSE_TIMEOUT)
+        for conn in (self._frames, self._control):
+            conn.close()
+        if not self._process.is_alive():
+            self._process.close()
+
+
+# -- the child ----------------------------------------------------------------------------------------
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _child_main(frames, control, settings, options, upscale: int, uploads: dict[str, str]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server decides
+    from ..live import LiveProcessor
+
+    known = dict(uploads)
+    try:
+        processor = LiveProcessor(settings, options=options, allow_files=False,
+                                  resolve=lambda spec: known.get(spec, spec),
+                                  known_uploads=lambda spec: spec in known, upscale=upscale)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        control.send(("refused" if isinstance(exc, BackdropError) else "error", _reason(exc)))
+        return
+    control.send(("ok", processor.state()))
+    thread = threading.Thread(target=_serve_control, args=(control, processor, known), daemon=True)
+    thread.start()
+    try:
+        _serve_frames(frames, processor)
+    finally:
+        processor.close()
+
+
+def _serve_control(control, processor, known: dict[str, str]) -> None:
+    while True:
+        try:
+            message = control.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        _, changes, uploads = message
+        known.clear()
+        known.update(uploads)
+        try:
+            processor.update(changes)
+            reply = ("ok", processor.state())
+        except BackdropError as exc:
+            reply = ("refused", _reason(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug: the parent logs it as internal
+            reply = ("error", f"{type(exc).__name__}: {_reason(exc)}")
+        try:
+            control.send(reply)
+        except (OSError, ValueError):
+            return
+
+
+def _serve_frames(frames, processor) -> None:
+    while True:
+        try:
+            shape = frames.recv()
+            if shape is None:
+                return
+            frame = np.empty(shape, np.uint8)
+            frames.recv_bytes_into(memoryview(frame).cast("B"))
+        except (EOFError, OSError):
+            return
+        try:
+            out = np.ascontiguousarray(processor(frame), dtype=np.uint8)
+        except Exception as exc:  # noqa: BLE001 - the parent shows the last good frame and says why
+            try:
+                frames.send(("failed", _reason(exc)))
+            except (OSError, ValueError):
+                return
+            continue
+        try:
+            frames.send(("ok", out.shape))
+            frames.send_bytes(memoryview(out).cast("B"))
+        except (OSError, ValueError):
+            return
