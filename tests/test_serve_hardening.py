@@ -311,9 +311,21 @@ def _video(w, h, n=20) -> bytes:
     return data
 
 
-def test_a_background_video_that_turns_to_garbage_does_not_freeze_the_peer(server, monkeypatch, caplog):
+@pytest.fixture()
+def thread_server():
+    """The server with each pipeline on a thread of its own process, so a test's monkeypatch reaches
+    it (in the default, a child process per publisher, it would not)."""
+    cfg = ServerConfig(port=0, background="#00ff00", idle_timeout=10.0, connect_timeout=5.0, max_peers=3,
+                       max_upload_bytes=4 * 1024 * 1024, frame_worker="thread")
+    with ServerThread(cfg) as srv:
+        yield srv
+
+
+def test_a_background_video_that_turns_to_garbage_does_not_freeze_the_peer(thread_server, monkeypatch, caplog):
     """The decoder gives a few frames, then only errors (as a damaged upload does): the peer keeps
-    streaming (last good frame, then the server's background), the page gets an error, one log line."""
+    streaming (last good frame, then the server's background), the page gets an error, one log line.
+    (The same path serves a frame the worker process fails: tests/test_serve_frame_worker.py.)"""
+    server = thread_server
     import av
 
     from backdrop.compose.backgrounds import video

@@ -1,0 +1,98 @@
+"""A publisher's pipeline in a process of its own (``web/frame_worker.py``, the serve default): the
+same pixels as the in-process LiveProcessor, settings and their errors carried over, a failed frame
+that is one frame's failure, and a worker killed outright that ends its peer and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("aiortc", reason="the [web] extra (aiortc, aiohttp) is not installed")
+
+from backdrop.engine import PipelineOptions  # noqa: E402
+from backdrop.errors import BackdropError  # noqa: E402
+from backdrop.live import LiveProcessor, LiveSettings  # noqa: E402
+from backdrop.web.client import Client  # noqa: E402
+from backdrop.web.frame_worker import FrameFailed, FrameWorker  # noqa: E402
+from backdrop.web.server import ServerConfig, ServerThread  # noqa: E402
+from test_web import arun, check_composite, frames, regions  # noqa: E402,F401,F811  (fixtures: real clip pixels)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is gone for our purpose
+        return f.read().split(") ", 1)[1][0] != "Z"
+
+
+async def _until(pred, timeout: float) -> bool:
+    """Poll without blocking the client's own event loop (its WebRTC connection lives on it)."""
+    end = time.monotonic() + timeout
+    while not pred() and time.monotonic() < end:
+        await asyncio.sleep(0.1)
+    return pred()
+
+
+def test_the_worker_gives_the_in_process_pixels_and_carries_settings(frames):
+    settings, options = LiveSettings(background="#00ff00"), PipelineOptions(quiet=True)
+    worker = FrameWorker(settings, options=options)
+    local = LiveProcessor(settings, options=options, allow_files=False)
+    try:
+        pid = worker.pid
+        assert pid != os.getpid() and _alive(pid)
+        for frame in frames[:8]:  # temporal stages too: frame after frame, the same state
+            np.testing.assert_array_equal(worker(frame), local(frame))
+        assert worker.update({"background": "#ff00ff", "mirror": True})["background"] == "#ff00ff"
+        local.update({"background": "#ff00ff", "mirror": True})
+        np.testing.assert_array_equal(worker(frames[8]), local(frames[8]))
+        assert worker.state()["mirror"] is True
+        with pytest.raises(BackdropError, match="unknown background 'no-such-bg'"):
+            worker.update({"background": "no-such-bg"})
+        assert worker.state()["background"] == "#ff00ff"  # a refused change changes nothing
+        with pytest.raises(FrameFailed):  # a frame the pipeline cannot take: that frame fails ...
+            worker(np.zeros((4, 4, 3, 2), np.uint8))
+        np.testing.assert_array_equal(worker(frames[9]), local(frames[9]))  # ... and the next is made
+    finally:
+        worker.close()
+        local.close()
+    worker.close()  # idempotent
+    assert not _alive(pid)
+
+
+def test_a_killed_worker_ends_its_peer_and_the_server_goes_on(frames, regions):
+    cfg = ServerConfig(port=0, marker_rows=16, background="#00ff00", connect_timeout=5.0, max_peers=2)
+    assert cfg.frame_worker == "process"  # the default
+    with ServerThread(cfg) as srv:
+        async def main():
+            c = Client(srv.url, frames, fps=15, marker=True, keep_frames=1)
+            await c.connect()
+            await c.wait_frames(3)
+            bg, person = check_composite(c.last_frames[-1], frames, regions, (0, 255, 0))
+            assert bg < 25 and person < 20, (bg, person)
+            (peer,) = srv.server.publishers.values()
+            pid = peer.processor.pid
+            assert pid != os.getpid() and _alive(pid)
+            os.kill(pid, signal.SIGKILL)  # out of memory, say
+            assert await _until(lambda: not srv.server.publishers, 10)
+            errors = [m["message"] for m in c.messages if m.get("type") == "error"]
+            assert errors and "processing stopped" in errors[-1], c.messages[-3:]
+            await c.close()
+            again = Client(srv.url, frames, fps=15, marker=True, keep_frames=1)  # the page calls again: a new worker
+            await again.connect()
+            await again.wait_frames(3)
+            bg, person = check_composite(again.last_frames[-1], frames, regions, (0, 255, 0))
+            assert bg < 25 and person < 20, (bg, person)
+            (peer,) = srv.server.publishers.values()
+            new_pid = peer.processor.pid
+            assert new_pid != pid and _alive(new_pid)
+            await again.close()
+            assert await _until(lambda: not srv.server.publishers, 10)
+            assert await _until(lambda: not _alive(new_pid), 5)  # a closed peer leaves no worker behind
+        arun(main)
