@@ -5,6 +5,7 @@ server's fds, threads and RSS stay bounded?
     python benchmarks/serve_soak.py --rounds 3 --json soak.json # alone/attacked three times over
     python benchmarks/serve_soak.py --offers 100 --gets 40 --slow 400   # a heavier mix
     python benchmarks/serve_soak.py --reconnect 0.05           # slow sockets reopened at once: a churn flood
+    python benchmarks/serve_soak.py --frame-worker thread      # the pipeline on a server thread (before)
 
 What runs (all on 127.0.0.1):
 
@@ -26,9 +27,10 @@ What runs (all on 127.0.0.1):
 Phases: warm-up, then ``--rounds`` times **baseline** (the peer alone) and **attack** (same length,
 a fresh attacker process), then **after** (the attack over; 25 s, past the 20 s in which offers
 that were answered but never connected are dropped). Alternating evens out what else the machine
-is doing; the ratio is mean attacked fps over mean baseline fps. Every second the server's open
-fds (``/proc/PID/fd``), threads (``/proc/PID/status``), RSS and CPU are sampled, and ``GET /stats``
-is timed (a real HTTP client next to the attack). The attacker shares the cores with the server
+is doing; the ratio is mean attacked fps over mean baseline fps. Every second the open fds
+(``/proc/PID/fd``), threads (``/proc/PID/status``), RSS and CPU of the server and every process
+under it (forkserver, frame workers; ``serve_soak_probe.py``) are sampled, and ``GET /stats`` is
+timed (a real HTTP client next to the attack). The attacker shares the cores with the server
 and the peer; its own CPU is reported beside the result, and the load average with every phase.
 Results: ``docs/reliability.md`` (Soak under attack).
 """
@@ -41,132 +43,21 @@ import datetime as _dt
 import json
 import os
 import platform
-import re
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from serve_attack import add_mix_args  # noqa: E402  (the attack mix's knobs, declared once)
+from serve_soak_probe import Sampler, Server, busy, load, machine_cpu  # noqa: E402  (the server and its samples)
 
 SHARED = Path(os.environ.get("BACKDROP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CLIP = SHARED / "clips" / "talking-room-512x480.mp4"
-TICK = os.sysconf("SC_CLK_TCK")
 
 
-def load() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def machine_cpu() -> list[int]:
-    """The machine's CPU jiffies (/proc/stat): user nice system idle iowait irq softirq steal."""
-    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-
-
-def busy(a: list[int], b: list[int]) -> tuple[float, float]:
-    """(% of all cores busy, % stolen by the hypervisor) between two machine_cpu() readings."""
-    d = [y - x for x, y in zip(a, b)]
-    total = sum(d) or 1
-    return round(100 * (total - d[3] - d[4]) / total, 1), round(100 * d[7] / total, 1)
-
-
-# -- the server and what it holds -------------------------------------------------------------------------
-class Server:
-    """``backdrop serve`` in its own process; its log goes to a file (a pipe nobody reads would stall it)."""
-
-    def __init__(self, args):
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="serve-soak-", suffix=".log", delete=False)
-        cmd = [sys.executable, "-m", "backdrop", "serve", "--port", "0", "-b", args.background,
-               "--max-peers", str(args.max_peers)]
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log, env=env)
-        self.pid = self.proc.pid
-        self.url = ""
-        end = time.monotonic() + 120
-        while not self.url:
-            m = re.search(r"open (http://127\.0\.0\.1:\d+/)", Path(self.log.name).read_text())
-            if m:
-                self.url = m.group(1)
-            elif self.proc.poll() is not None or time.monotonic() > end:
-                self.proc.kill()
-                self.proc.wait()
-                text = Path(self.log.name).read_text()
-                os.unlink(self.log.name)
-                raise RuntimeError("serve did not start: " + text[-2000:])
-            else:
-                time.sleep(0.1)
-
-    def sample(self) -> dict:
-        p = f"/proc/{self.pid}"
-        status = Path(p, "status").read_text()
-        field = lambda name: int(re.search(rf"^{name}:\s+(\d+)", status, re.M).group(1))  # noqa: E731
-        stat = Path(p, "stat").read_text().rsplit(")", 1)[1].split()
-        return {"fds": len(os.listdir(f"{p}/fd")), "threads": field("Threads"),
-                "rss_mb": round(field("VmRSS") / 1024, 1), "cpu_s": (int(stat[11]) + int(stat[12])) / TICK}
-
-    def stats(self) -> tuple[dict | None, float | None]:
-        """``GET /stats`` as a real client does; (body, seconds) or (None, None) when it fails."""
-        t0 = time.perf_counter()
-        try:
-            with urllib.request.urlopen(self.url + "stats", timeout=5) as r:
-                return json.loads(r.read()), time.perf_counter() - t0
-        except Exception:
-            return None, None
-
-    def stop(self) -> tuple[int | None, str]:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = None
-        text = Path(self.log.name).read_text()
-        os.unlink(self.log.name)
-        return rc, text
-
-
-class Sampler(threading.Thread):
-    """Every second: the server's fds, threads, RSS, CPU, asyncio tasks and /stats time, by phase."""
-
-    def __init__(self, server: Server):
-        super().__init__(daemon=True, name="sampler")
-        self.server, self.phase, self.samples = server, "warm-up", []
-        self.t0 = time.monotonic()
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        last = None
-        while not self._halt.wait(1.0 - (time.monotonic() - self.t0) % 1.0):
-            try:
-                s = self.server.sample()
-            except (OSError, AttributeError):
-                break
-            body, took = self.server.stats()
-            now = time.monotonic()
-            cpu = None if last is None else round(100 * (s["cpu_s"] - last[1]) / (now - last[0]), 1)
-            last = (now, s["cpu_s"])
-            self.samples.append({"t_s": round(now - self.t0, 1), "phase": self.phase, "fds": s["fds"],
-                                 "threads": s["threads"], "rss_mb": s["rss_mb"], "cpu_pct": cpu,
-                                 "tasks": body["tasks"] if body else None,
-                                 "publishers": body["publishers"] if body else None,
-                                 "local_polls": body.get("local_polls") if body else None,
-                                 "local_publishers": body.get("local_publishers") if body else None,
-                                 "local_views_waiting": body.get("local_views_waiting") if body else None,
-                                 "stats_ms": round(took * 1000, 1) if took is not None else None})
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(5)
-
-
-# -- the real peer and the phases ---------------------------------------------------------------------------
 def load_frames(n: int):
     from backdrop.io.video import VideoReader
 
@@ -334,7 +225,8 @@ def table(report: dict) -> str:
             (sm["series"]["local_views_waiting"]["attack"] or {}).get("max"), a.get("held_views"),
             a.get("view_addresses"), a.get("held_views_open_max")),
         f"server log: {report['server_log']['lines']} lines, {report['server_log']['tracebacks']} tracebacks; "
-        f"exit {report['server_exit']} on SIGTERM",
+        f"exit {report['server_exit']} on SIGTERM, {report['children_left']} of its child processes left 5 s later; "
+        f"processes (server, forkserver, frame workers) at most {max(x['processes'] for x in report['samples'])}",
     ]
     return "\n".join(lines)
 
@@ -349,6 +241,8 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=60, help="clip frames looped by the real peer")
     ap.add_argument("--background", default="blur")
     ap.add_argument("--max-peers", type=int, default=4)
+    ap.add_argument("--frame-worker", choices=("process", "thread"), default=None,
+                    help="serve --frame-worker (default: the server's own default, a process per publisher)")
     add_mix_args(ap)
     ap.add_argument("--json", default=None, metavar="PATH", help="write the whole report (samples included) here")
     args = ap.parse_args(argv)
@@ -369,11 +263,11 @@ def main(argv=None) -> int:
         try:
             sampler.stop()
         finally:
-            rc, log_text = server.stop()
+            rc, log_text, left = server.stop()
     report = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine,
               "clip": CLIP.name, "sent_fps": args.fps, "args": vars(args), **result,
               "attack": merge_attacks(result["attacks"]), "samples": sampler.samples,
-              "server_exit": rc, "server_log": {"lines": len(log_text.splitlines()),
+              "server_exit": rc, "children_left": left, "server_log": {"lines": len(log_text.splitlines()),
                                                 "tracebacks": log_text.count("Traceback"),
                                                 "tail": log_text.splitlines()[-20:]}}
     report["summary"] = summarize(sampler.samples, result)
