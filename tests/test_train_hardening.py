@@ -207,6 +207,16 @@ def test_export_to_a_folder_a_device_and_impossible_opsets(capsys, checkpoint, t
     assert list(folder.iterdir()) == []
 
 
+def test_export_needs_an_onnx_name(capsys, checkpoint, tmp_path):
+    out = tmp_path / "names"
+    out.mkdir()
+    for name in ("student", "student.pt", "student.onnx.txt"):
+        refused(capsys, "must end in .onnx", "train", "export", checkpoint, out / name)
+    assert list(out.iterdir()) == []
+    rc, _ = main_cli(capsys, "train", "export", checkpoint, out / "Student.ONNX")
+    assert rc == 0 and (out / "Student.ONNX").stat().st_size > 1000
+
+
 def test_export_on_a_full_disk_leaves_nothing(capsys, checkpoint, small_disk):
     st = os.statvfs(small_disk)
     (small_disk / "filler").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - 200_000))

@@ -43,6 +43,9 @@ def export_onnx(model, spec: ModelSpec, path: str | Path, *, opset: int = MIN_OP
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise TrainError(f"ONNX opset must be between {MIN_OPSET} and {MAX_OPSET}, not {opset}")
     path = check_output_path(Path(path))
+    if path.suffix.lower() != ".onnx":  # `--model` picks the ONNX backend by this suffix
+        raise TrainError(f"export output must end in .onnx (the model loader picks ONNX Runtime by it), "
+                         f"not {path.name[-40:]!r}")
     wrapped = MatteOnly(model).cpu().eval()
     dummy = torch.zeros(1, 3, spec.input_height, spec.input_width)
     buf = io.BytesIO()
