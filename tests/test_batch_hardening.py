@@ -140,6 +140,42 @@ def test_item_behind_a_damaged_line_is_redone(tmp_path):
     assert [i.rel for i in pending] == ["a.png"] and items[1].status == "skipped"
 
 
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+@pytest.mark.parametrize("name", [MANIFEST_NAME, ".backdrop-batch.lock"])
+def test_a_linked_manifest_or_lock_is_refused_and_its_target_untouched(tmp_path, link, name):
+    """Was: the manifest was appended in place, so a link of that name in the output folder had
+    the batch write its records into a file outside it. Now one line, exit 2, before any work."""
+    pytest.importorskip("ray")
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    out.mkdir()
+    (photos / "p.png").write_bytes(shared_path("portraits-soft", "images", "WechatIMG253_2.png").read_bytes())
+    victim = tmp_path / "notes.txt"
+    victim.write_text("the user's own file\n")
+    (out / name).symlink_to(victim) if link == "symlink" else os.link(victim, out / name)
+    p = subprocess.run([sys.executable, "-m", "backdrop", "batch", str(photos), str(out), "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("backdrop: error:"), p.stderr
+    assert ("symbolic link" if link == "symlink" else "hard link") in lines[0], lines[0]
+    assert victim.read_text() == "the user's own file\n"
+    assert {q.name for q in out.iterdir()} <= {MANIFEST_NAME, ".backdrop-batch.lock"}  # no output made
+
+
+def test_manifest_refuses_a_link_at_append_time(tmp_path):
+    """A link put in place after the run started is refused at the next record, not written through."""
+    from backdrop.errors import OutputError
+
+    m = Manifest(tmp_path)
+    victim = tmp_path.parent / f"{tmp_path.name}-victim.txt"
+    victim.write_bytes(b"keep")
+    (tmp_path / MANIFEST_NAME).symlink_to(victim)
+    with pytest.raises(OutputError, match="symbolic link"):
+        m.append({"output": "a.png", "status": "done"})
+    assert victim.read_bytes() == b"keep"
+
+
 # -- 3. outputs verified by hash, not by size alone ---------------------------------------------
 
 

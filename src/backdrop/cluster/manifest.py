@@ -15,6 +15,11 @@ A line that is not a record (torn by a driver killed mid-append, or any damage: 
 garbage, NUL bytes, invalid UTF-8) is skipped with one warning per read, never an error; the
 output it described is then simply redone. An append after a torn last line starts a new line,
 so the torn bytes never swallow the next record.
+
+The manifest and the lock are opened without following links and must be plain files with one
+name: a symlink (``.backdrop-manifest.jsonl -> ~/.bashrc``) or a hard link made in the output
+folder would otherwise have the batch append its records to a file outside it. Such a name is
+refused with one line before anything is processed; the other file is never opened for writing.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,7 +65,8 @@ class Manifest:
         self.last = {}
         check_target(self.path)  # a pipe or device of that name: refused, never read or appended to
         try:
-            with open(self.path, "rb") as f:  # bytes: a damaged line must not stop the decoder
+            fd = own_file(self.path, os.O_RDONLY, "the batch manifest")
+            with open(fd, "rb") as f:  # bytes: a damaged line must not stop the decoder
                 data = f.read()
         except FileNotFoundError:
             return
@@ -101,7 +108,7 @@ class Manifest:
         rec = {"v": FORMAT_VERSION, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **record}
         data = (json.dumps(rec, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = own_file(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, "the batch manifest")
             try:
                 if _ends_torn(fd):
                     data = b"\n" + data  # never glue a record onto a torn line
@@ -113,6 +120,29 @@ class Manifest:
             raise OutputError(f"cannot write the batch manifest {self.path}: {exc.strerror}") from None
         if isinstance(rec.get("output"), str):
             self.last[rec["output"]] = rec
+
+
+def own_file(path: Path, flags: int, what: str) -> int:
+    """``os.open`` that refuses a link: a symlink (``O_NOFOLLOW``), a hard link (more than one
+    name) or anything but a regular file raises one line and leaves the other file untouched."""
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as exc:
+        if path.is_symlink():  # ELOOP from O_NOFOLLOW
+            raise OutputError(f"{what} {path} is a symbolic link; batch writes only its own files "
+                              "(remove the link)") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OutputError(f"{what} {path} is not a regular file; remove it")
+        if st.st_nlink > 1:
+            raise OutputError(f"{what} {path} has {st.st_nlink - 1} other hard link(s); batch writes only "
+                              "its own files (remove it)")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _parse(raw: bytes) -> dict[str, Any] | None:
@@ -138,7 +168,7 @@ def batch_lock(out_dir: Path) -> Iterator[None]:
     path = Path(out_dir) / LOCK_NAME
     check_target(path)
     try:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        fd = own_file(path, os.O_CREAT | os.O_RDWR, "the batch lock")
     except OSError as exc:
         raise OutputError(f"cannot write in the output folder {out_dir}: {exc.strerror}") from None
     try:
