@@ -73,20 +73,24 @@ class BlurBackground(Background):
         keep = (a < 0.05).astype(np.float32)
         keep = cv2.erode(keep, np.ones((3, 3), np.uint8))
         sigma = max(0.5, sigma_full / factor)
-        num = cv2.GaussianBlur(small_f * keep[..., None], (0, 0), sigma)
-        den = cv2.GaussianBlur(keep, (0, 0), sigma)[..., None]
+        # the weights as three channels, once: NumPy's HxWx1-by-HxWx3 broadcast is several
+        # times slower than same-shape arithmetic (same values)
+        kept = small_f * cv2.merge((keep, keep, keep))
+        num = cv2.GaussianBlur(kept, (0, 0), sigma)
+        den1 = cv2.GaussianBlur(keep, (0, 0), sigma)
         # where no background is near at all, widen until it is
-        filled = num / np.maximum(den, 1e-6)
-        holes = den[..., 0] < 1e-3
+        den = np.maximum(den1, 1e-6)
+        filled = num / cv2.merge((den, den, den))
+        holes = den1 < 1e-3
         if holes.any():
             # far from any background (the middle of a large person): fill from a much coarser
             # grid, where the same blur reaches across the person cheaply
             tw, th = max(1, sw // 8), max(1, sh // 8)
-            num2 = cv2.resize(small_f * keep[..., None], (tw, th), interpolation=cv2.INTER_AREA)
+            num2 = cv2.resize(kept, (tw, th), interpolation=cv2.INTER_AREA)
             den2 = cv2.resize(keep, (tw, th), interpolation=cv2.INTER_AREA)
             num2 = cv2.GaussianBlur(num2, (0, 0), 2.0)
             den2 = cv2.GaussianBlur(den2, (0, 0), 2.0)
-            mean = (small_f * keep[..., None]).sum(axis=(0, 1)) / max(1.0, float(keep.sum()))
+            mean = kept.sum(axis=(0, 1)) / max(1.0, float(keep.sum()))
             coarse = np.where(den2[..., None] > 1e-4, num2 / np.maximum(den2, 1e-4)[..., None], mean)
             coarse = cv2.resize(coarse.astype(np.float32), (sw, sh), interpolation=cv2.INTER_LINEAR)
             filled[holes] = coarse[holes]
