@@ -56,9 +56,11 @@ class StillDetector:
         self.skipped_in_row = 0
         self.ref_grey = grey
         r = max(1, int(round(self.opt.band * max(matte.shape))))
-        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        # a square neighbourhood: OpenCV dilates and erodes by a rectangle in time independent of
+        # its size, by an ellipse in time growing with it (31x31 at 512x480: 5.3 ms a real
+        # inference, now 0.9 ms); the band is a place to look for motion, its corners do not matter
         binary = (matte > 0.5).astype(np.uint8)
-        self.band = (cv2.dilate(binary, k) - cv2.erode(binary, k)).astype(bool)
+        self.band = cv2.morphologyEx(binary, cv2.MORPH_GRADIENT, np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
 
 
 class StillStage(Stage):
