@@ -81,17 +81,24 @@ async def soak(server: Server, sampler: Sampler, args) -> dict:
     async def phase(name: str, seconds: float) -> None:
         sampler.phase = name
         t0, cpu0 = time.perf_counter(), machine_cpu()
+        before = [m for m in peer.messages if m.get("type") == "stats"][-1:]
         await asyncio.sleep(seconds)
         t1, (used, steal) = time.perf_counter(), busy(cpu0, machine_cpu())
         server_stats = [m for m in peer.messages if m.get("type") == "stats"]
+        first = (before or server_stats[:1] or [{}])[0]
+        # the server's own counts over the phase: frames decoded, composited and sent, dropped unprocessed
+        counts = {k: (server_stats[-1].get(k, 0) - first.get(k, 0)) if server_stats else None
+                  for k in ("received", "processed", "dropped")}
         phases.append({"name": name, "seconds": round(t1 - t0, 1),
                        "fps": round(fps_between(peer.received_times, t0, t1), 2),
                        "fps_per_second": [round(fps_between(peer.received_times, t, t + 1), 1)
                                           for t in [t0 + k for k in range(int(t1 - t0))]],
                        "server_latency_ms_p50": server_stats[-1].get("latency_ms_p50") if server_stats else None,
+                       "server_counts": counts,
                        "load_average": load(), "machine_busy_pct": used, "steal_pct": steal})
         print(f"  {name:<10} {phases[-1]['fps']:>6.2f} fps  (load {load()}; machine {used}% busy, "
-              f"{steal}% stolen)", flush=True)
+              f"{steal}% stolen; server {counts['received']} in, {counts['processed']} out, "
+              f"{counts['dropped']} dropped)", flush=True)
 
     async def attack(name: str) -> None:
         sampler.phase = "attacker starting"  # its imports and SDP are not part of the attack
