@@ -96,6 +96,8 @@ class Server:
                 if pid == self.pid:
                     raise
                 continue
+            if stat[0] == "Z" and pid != self.pid:  # a worker that ended, not yet reaped: holds nothing
+                continue
             field = lambda name: int(re.search(rf"^{name}:\s+(\d+)", status, re.M).group(1))  # noqa: E731
             total["fds"] += fds
             total["threads"] += field("Threads")
