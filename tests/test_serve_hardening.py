@@ -337,7 +337,7 @@ def test_a_background_video_that_turns_to_garbage_does_not_freeze_the_peer(threa
         calls.append(index)
         if len(calls) > 4:
             raise av.InvalidDataError(1094995529, "Invalid data found when processing input")
-        return original(self, index, frame, alpha, small)
+        return original(self, index, frame, alpha, working)
 
     monkeypatch.setattr(video.VideoBackground, "render", render)
 

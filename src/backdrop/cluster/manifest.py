@@ -127,7 +127,7 @@ def own_file(path: Path, flags: int, what: str) -> int:
     name) or anything but a regular file raises one line and leaves the other file untouched."""
     try:
         fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    except OSError as exc:
+    except OSError:
         if path.is_symlink():  # ELOOP from O_NOFOLLOW
             raise OutputError(f"{what} {path} is a symbolic link; batch writes only its own files "
                               "(remove the link)") from None
