@@ -70,28 +70,26 @@ def test_a_killed_worker_ends_its_peer_and_the_server_goes_on(frames, regions):
     cfg = ServerConfig(port=0, marker_rows=16, background="#00ff00", connect_timeout=5.0, max_peers=2)
     assert cfg.frame_worker == "process"  # the default
     with ServerThread(cfg) as srv:
-        async def main():
+        async def streaming() -> tuple[Client, int]:
+            """A page that calls and gets composites; (its client, its worker's pid)."""
             c = Client(srv.url, frames, fps=15, marker=True, keep_frames=1)
             await c.connect()
             await c.wait_frames(3)
             bg, person = check_composite(c.last_frames[-1], frames, regions, (0, 255, 0))
             assert bg < 25 and person < 20, (bg, person)
             (peer,) = srv.server.publishers.values()
-            pid = peer.processor.pid
-            assert pid != os.getpid() and _alive(pid)
+            assert peer.processor.pid != os.getpid() and _alive(peer.processor.pid)
+            return c, peer.processor.pid
+
+        async def main():
+            c, pid = await streaming()
             os.kill(pid, signal.SIGKILL)  # out of memory, say
             assert await _until(lambda: not srv.server.publishers, 10)
             errors = [m["message"] for m in c.messages if m.get("type") == "error"]
             assert errors and "processing stopped" in errors[-1], c.messages[-3:]
             await c.close()
-            again = Client(srv.url, frames, fps=15, marker=True, keep_frames=1)  # the page calls again: a new worker
-            await again.connect()
-            await again.wait_frames(3)
-            bg, person = check_composite(again.last_frames[-1], frames, regions, (0, 255, 0))
-            assert bg < 25 and person < 20, (bg, person)
-            (peer,) = srv.server.publishers.values()
-            new_pid = peer.processor.pid
-            assert new_pid != pid and _alive(new_pid)
+            again, new_pid = await streaming()  # the page calls again: a new worker
+            assert new_pid != pid
             await again.close()
             assert await _until(lambda: not srv.server.publishers, 10)
             assert await _until(lambda: not _alive(new_pid), 5)  # a closed peer leaves no worker behind
