@@ -6,7 +6,11 @@ and the real peer still lost a third of its frame rate: the event loop (aiohttp,
 and close, DTLS/RTP) and the peer's pipeline thread shared the GIL, so every request answered was
 a frame waiting (py-spy: the loop 50 % of the server's samples under attack, 13 % alone). A shorter
 switch interval did not help (docs/reliability.md). With the pipeline in a child process, the two
-run on two cores and the loop's work no longer stalls a frame.
+run on two cores and the loop's work no longer stalls a frame: the real peer kept 0.83 of its
+frame rate under attack against 0.77 on a thread (8 runs and 2, in turns, one sitting). Once the
+pipeline's per-frame cost was cut, process and thread came within the spread of a run (0.86 and
+0.87); the process stays the default for what it isolates: a pipeline that crashes, is killed or
+runs out of memory ends its own stream only.
 
 :class:`FrameWorker` has the :class:`~backdrop.live.LiveProcessor` interface the publisher uses
 (``worker(frame)``, ``update(changes)``, ``state()``, ``close()``): a frame goes over a pipe as raw
@@ -69,7 +73,7 @@ class FrameWorker:
 
     ``uploads()`` gives the peer's upload id -> file path map, sent along with every change;
     ``worker(frame)`` (RGB uint8 HxWx3 in, the composite RGB uint8 out) is called by the peer's
-    single frame thread; ``update(changes, uploads)`` by any other thread, one at a time; ``state()``
+    single frame thread; ``update(changes)`` by any other thread, one at a time; ``state()``
     answers from the last settings the child confirmed, so the event loop never waits on the child.
     """
 
@@ -97,6 +101,9 @@ class FrameWorker:
     def pid(self) -> int | None:
         return self._process.pid
 
+    def _gone(self) -> WorkerGone:
+        return WorkerGone(f"the frame worker stopped (exit code {self._process.exitcode})")
+
     def _answer(self, conn, timeout: float, what: str) -> Any:
         """The child's reply to one request: its value, or the error it raised, raised here."""
         try:
@@ -104,7 +111,7 @@ class FrameWorker:
                 raise WorkerGone(f"the frame worker did not answer {what} in {timeout:g} s")
             kind, value = conn.recv()
         except (EOFError, OSError):
-            raise WorkerGone(f"the frame worker stopped (exit code {self._process.exitcode})") from None
+            raise self._gone() from None
         if kind == "ok":
             return value
         if kind == "refused":
@@ -119,13 +126,13 @@ class FrameWorker:
             self._frames.send(frame.shape)
             self._frames.send_bytes(memoryview(frame).cast("B"))
         except (OSError, ValueError):
-            raise WorkerGone(f"the frame worker stopped (exit code {self._process.exitcode})") from None
+            raise self._gone() from None
         shape = self._answer(self._frames, FRAME_TIMEOUT, "a frame")
         out = np.empty(shape, np.uint8)
         try:
             self._frames.recv_bytes_into(memoryview(out).cast("B"))
         except (EOFError, OSError):
-            raise WorkerGone(f"the frame worker stopped (exit code {self._process.exitcode})") from None
+            raise self._gone() from None
         return out
 
     def update(self, changes: Any) -> dict[str, Any]:
@@ -135,7 +142,7 @@ class FrameWorker:
             try:
                 self._control.send(("update", changes, dict(self._uploads())))
             except (OSError, ValueError):
-                raise WorkerGone(f"the frame worker stopped (exit code {self._process.exitcode})") from None
+                raise self._gone() from None
             self._state = self._answer(self._control, START_TIMEOUT, "a settings change")
         return self._state
 
