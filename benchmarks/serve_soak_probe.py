@@ -38,6 +38,11 @@ def busy(a: list[int], b: list[int]) -> tuple[float, float]:
     return round(100 * (total - d[3] - d[4]) / total, 1), round(100 * d[7] / total, 1)
 
 
+def proc_stat(pid: int) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command name: state, ppid, ... (``man 5 proc``)."""
+    return Path("/proc", str(pid), "stat").read_text().rsplit(")", 1)[1].split()
+
+
 # -- the server and what it holds -------------------------------------------------------------------------
 class Server:
     """``backdrop serve`` in its own process; its log goes to a file (a pipe nobody reads would stall it)."""
@@ -73,7 +78,7 @@ class Server:
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 try:
-                    parents[int(entry)] = int(Path("/proc", entry, "stat").read_text().rsplit(")", 1)[1].split()[1])
+                    parents[int(entry)] = int(proc_stat(int(entry))[1])
                 except (OSError, IndexError, ValueError):
                     continue
         found, todo = [self.pid], [self.pid]
@@ -90,7 +95,7 @@ class Server:
             p = f"/proc/{pid}"
             try:
                 status = Path(p, "status").read_text()
-                stat = Path(p, "stat").read_text().rsplit(")", 1)[1].split()
+                stat = proc_stat(pid)
                 fds = len(os.listdir(f"{p}/fd"))
             except OSError:  # ended between the listing and the read
                 if pid == self.pid:
@@ -129,11 +134,17 @@ class Server:
         left = children
         while left and time.monotonic() < end:
             time.sleep(0.1)
-            left = [pid for pid in left if Path(f"/proc/{pid}").exists()
-                    and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+            left = [pid for pid in left if _running(pid)]
         text = Path(self.log.name).read_text()
         os.unlink(self.log.name)
         return rc, text, len(left)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return proc_stat(pid)[0] != "Z"  # a zombie has ended; only its parent has not reaped it
+    except OSError:
+        return False
 
 
 class Sampler(threading.Thread):
