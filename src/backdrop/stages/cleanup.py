@@ -86,9 +86,12 @@ def cleanup(matte: np.ndarray, options: CleanupOptions | None = None,
                 if lab:
                     with_face[lab - 1] = True
             keep &= with_face
-    lut = np.zeros(n, np.uint8)
-    lut[1:][keep] = 1
-    kept = lut[labels]
+    if keep.all():  # the usual frame: every component stays, and the kept pixels are the binary
+        kept = binary  # matte (the label lookup below took 0.5 ms a 512x480 frame)
+    else:
+        lut = np.zeros(n, np.uint8)
+        lut[1:][keep] = 1
+        kept = lut[labels]
     out = matte
     if not keep.all():
         # feathered support of the kept components: soft edges of kept people are untouched,
@@ -97,7 +100,7 @@ def cleanup(matte: np.ndarray, options: CleanupOptions | None = None,
         support = cv2.blur(support, (5, 5))
         out = matte * support
     # fill holes: background components enclosed by the person and small relative to it
-    person_area = int(kept.sum())
+    person_area = cv2.countNonZero(kept)
     if person_area and opt.max_hole > 0:
         inv = (kept == 0).astype(np.uint8)
         hn, hlabels = cv2.connectedComponents(inv, connectivity=4)
@@ -108,7 +111,11 @@ def cleanup(matte: np.ndarray, options: CleanupOptions | None = None,
             fill[0] = 0
             fill[border] = 0
             if fill.any():
-                out = np.maximum(out, fill[hlabels].astype(np.float32))
+                if hn <= 256:  # a table lookup on 8-bit labels: 0.6 -> 0.1 ms a 512x480 frame
+                    holes = cv2.LUT(hlabels.astype(np.uint8), np.pad(fill, (0, 256 - hn)))
+                else:
+                    holes = fill[hlabels]
+                out = np.maximum(out, holes.astype(np.float32))
     return out.astype(np.float32, copy=False)
 
 

