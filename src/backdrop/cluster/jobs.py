@@ -74,7 +74,9 @@ class _CrashingPipeline:
 
 def _make_pipeline(job: dict):
     from ..engine import Pipeline
+    from ..heap import keep_frame_buffers
 
+    keep_frame_buffers()  # a Ray worker does not come through the command line's main (heap.py)
     opts = dict(job["options"])
     if opts.get("threads") is None:
         opts["threads"] = job.get("cpus", 1)

@@ -186,7 +186,10 @@ def _child_main(frames, control, settings, options, upscale: int, uploads: dict[
     # that the other streams and the event loop need (the serve pipeline, 512x480: 23.2 ms a frame
     # either way, 29 -> 23 ms of CPU; 720x1280: 22.3 -> 23.1 ms, 30.8 -> 23.7 ms of CPU)
     cv2.setNumThreads(1)
+    from ..heap import keep_frame_buffers
     from ..live import LiveProcessor
+
+    keep_frame_buffers()  # a forkserver child does not come through the command line's main
 
     known = dict(uploads)
     try:
