@@ -94,6 +94,8 @@ async def soak(server: Server, sampler: Sampler, args) -> dict:
                        "fps_per_second": [round(fps_between(peer.received_times, t, t + 1), 1)
                                           for t in [t0 + k for k in range(int(t1 - t0))]],
                        "server_latency_ms_p50": server_stats[-1].get("latency_ms_p50") if server_stats else None,
+                       # the pipeline's own share of that (the frame worker's round trip), last 300 frames
+                       "server_process_ms_p50": server_stats[-1].get("process_ms") if server_stats else None,
                        "server_counts": counts,
                        "load_average": load(), "machine_busy_pct": used, "steal_pct": steal})
         print(f"  {name:<10} {phases[-1]['fps']:>6.2f} fps  (load {load()}; machine {used}% busy, "
