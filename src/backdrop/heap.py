@@ -11,7 +11,8 @@ pipeline at 512x480 24.0-25.8 -> 20.9-21.4 ms of CPU a frame; ``backdrop video``
 trim threshold alone is far worse (65 ms a frame: it freezes the mmap threshold at 128 KiB), so
 both are set, the mmap threshold first.
 
-Called once per process by the command line and by each serve frame worker; a program using the
+Called by the command line, by each serve frame worker and by each Ray job (a call costs a few
+microseconds, so a worker that runs many jobs may repeat it); a program using the
 API calls :func:`keep_frame_buffers` itself if it wants the same. Other C libraries (macOS, musl)
 and a user's own ``MALLOC_*_`` / ``GLIBC_TUNABLES`` malloc settings are left alone.
 """

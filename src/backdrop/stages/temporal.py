@@ -91,7 +91,7 @@ class MotionFusion:
         moving -= self.opt.motion_low
         moving /= max(1e-3, self.opt.motion_high - self.opt.motion_low)
         np.clip(moving, 0.0, 1.0, out=moving)
-        w_past = np.subtract(1.0, moving, out=moving, dtype=moving.dtype)
+        w_past = np.subtract(1.0, moving, out=moving)
         w_past *= self.opt.strength
         w_past = w_past.astype(np.float32, copy=False)
         if self.opt.let_go_low < 1:

@@ -37,12 +37,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackdropError
+from .protocol import one_line
 
 log = logging.getLogger(__name__)
 
 FRAME_TIMEOUT = 30.0    # s for one frame's answer: a child that takes longer is taken as hung
 START_TIMEOUT = 60.0    # s for the child to build its pipeline (model load) and say it is ready
 CLOSE_TIMEOUT = 2.0     # s for a child to end after "stop" before it is terminated
+REASON_CHARS = 300    # a child's error goes to the parent as its first line, at most this long
 PRELOAD = ["backdrop.live", "backdrop.engine", "backdrop.compose.backgrounds", "backdrop.models"]
 
 
@@ -173,11 +175,6 @@ class FrameWorker:
 
 
 # -- the child ----------------------------------------------------------------------------------------
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
-
-
 def _child_main(frames, control, settings, options, upscale: int, uploads: dict[str, str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server decides
     import cv2
@@ -197,7 +194,7 @@ def _child_main(frames, control, settings, options, upscale: int, uploads: dict[
                                   resolve=lambda spec: known.get(spec, spec),
                                   known_uploads=lambda spec: spec in known, upscale=upscale)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
-        control.send(("refused" if isinstance(exc, BackdropError) else "error", _reason(exc)))
+        control.send(("refused" if isinstance(exc, BackdropError) else "error", one_line(exc, REASON_CHARS)))
         return
     control.send(("ok", processor.state()))
     thread = threading.Thread(target=_serve_control, args=(control, processor, known), daemon=True)
@@ -223,9 +220,9 @@ def _serve_control(control, processor, known: dict[str, str]) -> None:
             processor.update(changes)
             reply = ("ok", processor.state())
         except BackdropError as exc:
-            reply = ("refused", _reason(exc))
+            reply = ("refused", one_line(exc, REASON_CHARS))
         except Exception as exc:  # noqa: BLE001 - a bug: the parent logs it as internal
-            reply = ("error", f"{type(exc).__name__}: {_reason(exc)}")
+            reply = ("error", f"{type(exc).__name__}: {one_line(exc, REASON_CHARS)}")
         try:
             control.send(reply)
         except (OSError, ValueError):
@@ -246,7 +243,7 @@ def _serve_frames(frames, processor) -> None:
             out = np.ascontiguousarray(processor(frame), dtype=np.uint8)
         except Exception as exc:  # noqa: BLE001 - the parent shows the last good frame and says why
             try:
-                frames.send(("failed", _reason(exc)))
+                frames.send(("failed", one_line(exc, REASON_CHARS)))
             except (OSError, ValueError):
                 return
             continue

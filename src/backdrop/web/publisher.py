@@ -118,8 +118,7 @@ class PublisherPeer(Peer, UploadReceiver):
         except Exception as exc:
             if not self._failing:
                 self._failing = True
-                text = str(exc).strip().splitlines()
-                reason = (text[0] if text else type(exc).__name__)[:160]
+                reason = one_line(exc, 160)
                 log.warning("peer %s: processing failed, showing the last good frame: %s", self.id, reason)
                 msg = f"the background cannot be used any more ({reason}); back to {self.links.config.background}"
                 with contextlib.suppress(RuntimeError):
