@@ -61,6 +61,12 @@ def load_pairs(set_name: str, limit: int | None = None) -> list[tuple[str, np.nd
     return out
 
 
+def ring_outside(truth: np.ndarray, near: int = 3, far: int = 25) -> np.ndarray:
+    """The pixels between ``near`` and ``far`` px outside a true mask: where a glow would show."""
+    t = truth.astype(np.uint8)
+    return (cv2.dilate(t, np.ones((2 * far + 1,) * 2, np.uint8)) > 0) & ~(cv2.dilate(t, np.ones((2 * near + 1,) * 2, np.uint8)) > 0)
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     return shared_path()

@@ -61,7 +61,8 @@ class FrameState:
     # the full size
     matte: np.ndarray | None = None  # the matte at full size (None in the fused pass, which needs none)
     matte_source: str | None = None  # how ``matte`` was made: "bilinear", "model" or "refined"
-    guided_coefficients: tuple[np.ndarray, np.ndarray] | None = None  # refine's (A, b) at working size
+    # refine's (A, b) at working size and the network's bounds (lo, hi) or None (stages/refine.py)
+    guided_coefficients: tuple | None = None
     key_colour: np.ndarray | None = None  # the chroma key's RGB (float32 3), for despill
     plate_fits: bool | None = None  # the clean plate still matches the scene (None: no plate)
     people: list = field(default_factory=list)  # the tracked people (tracking.people.Person), stable ids

@@ -8,12 +8,13 @@ export const KINDS = { colour: 0, image: 1, blur: 2, transparent: 3, presenter: 
 
 export const ALPHA_GLSL = `
 uniform sampler2D frame;     // camera frame, full size, RGB
-uniform sampler2D coeffs;    // guided-filter (A, b) at working size
+uniform sampler2D coeffs;    // guided-filter (A, b) and the network's bounds (lowest, highest) at working size
 // REFINE (a define) 0: the working matte upsampled bilinearly (coeffs.r = matte)
 float alphaFrom(vec2 p, vec3 rgb) {
-  vec2 ab = texture(coeffs, p).rg;
+  vec4 ab = texture(coeffs, p);
 #if REFINE
-  return clamp(ab.r * dot(rgb, vec3(0.299, 0.587, 0.114)) + ab.g, 0.0, 1.0);
+  // A * grey + b, between the network's own bounds (B, A channels; gl-refine.js)
+  return clamp(ab.r * dot(rgb, vec3(0.299, 0.587, 0.114)) + ab.g, ab.b, ab.a);
 #else
   return clamp(ab.r, 0.0, 1.0);
 #endif

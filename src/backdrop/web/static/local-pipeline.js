@@ -44,7 +44,8 @@ const PASSES = {
   },
   refine(p, ctx, s, c, decl) {
     if (!s.refine || s.refine === "bilinear") return;
-    ctx.coeffs = p.refine(ctx.matte, { radius: c.radius * WORK_SIZE / decl.work_size, eps: c.eps });
+    const scale = WORK_SIZE / decl.work_size;  // the declared sizes are the server's working pixels
+    ctx.coeffs = p.refine(ctx.matte, { radius: c.radius * scale, eps: c.eps, reach: c.reach == null ? -1 : c.reach * scale });
     ctx.refined = true;
   },
   decontaminate(p, ctx, s) {
