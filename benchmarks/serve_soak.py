@@ -226,7 +226,8 @@ def table(report: dict) -> str:
                                 for k, v in a["requests"].items()),
         f"GET /stats from a real client during the attack: max {sm['series']['stats_ms']['attack']['max']} ms, "
         f"{sm['stats_failed_during_attack']} failed; errors sent to the real peer: {len(report['errors_to_peer'])}; "
-        f"this process's 1 s sampler woke up to {sm['sampler_late_s_max']} s late",
+        f"this process's 1 s sampler woke up to {sm['sampler_late_s_max']} s late; the server's event loop: "
+        f"{report.get('event_loop')}",
         "server-held long polls max {}, on-device streams max {} (attacker had up to {} polls open); viewer offers "
         "waiting for a page max {} (attacker: {} held at once from {} addresses, up to {} open)".format(
             (sm["series"]["local_polls"]["attack"] or {}).get("max"),
@@ -276,6 +277,7 @@ def main(argv=None) -> int:
     report = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine,
               "clip": CLIP.name, "sent_fps": args.fps, "args": vars(args), **result,
               "attack": merge_attacks(result["attacks"]), "samples": sampler.samples,
+              "event_loop": next((x["event_loop"] for x in sampler.samples if x.get("event_loop")), None),
               "server_exit": rc, "children_left": left, "server_log": {"lines": len(log_text.splitlines()),
                                                 "tracebacks": log_text.count("Traceback"),
                                                 "tail": log_text.splitlines()[-20:]}}

@@ -176,6 +176,7 @@ class Sampler(threading.Thread):
                                  "local_polls": body.get("local_polls") if body else None,
                                  "local_publishers": body.get("local_publishers") if body else None,
                                  "local_views_waiting": body.get("local_views_waiting") if body else None,
+                                 "event_loop": body.get("event_loop") if body else None,
                                  "stats_ms": round(took * 1000, 1) if took is not None else None})
 
     def stop(self) -> None:

@@ -23,6 +23,7 @@ from .config import (CONTENT_TYPES, MAX_OFFER_BYTES, STATIC_DIR, UPLOAD_TYPES, S
 from .guard import RateLimiter, make_guard_middleware, make_upload_root
 from .ice import loopback_ice
 from .local import LocalRoutes
+from .loop import loop_name
 from .memory import process_memory, release_free_memory
 from .peers import Peer, PeerLinks, ViewerPeer
 from .publisher import PublisherPeer
@@ -186,6 +187,7 @@ class BackdropServer:
     def stats(self) -> dict[str, Any]:
         return {"publishers": len(self.publishers), "viewers": len(self.viewers), "refused": self.refused,
                 "guarded": dict(self.guarded), "tasks": len(asyncio.all_tasks()),
+                "event_loop": loop_name(asyncio.get_running_loop()),
                 "frames_processed": self.frames_processed, **self.local.stats(),
                 "uptime_s": round(time.monotonic() - self.started, 1), **process_memory()}
 

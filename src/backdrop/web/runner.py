@@ -17,6 +17,7 @@ from typing import Any
 from .app import BackdropServer
 from .config import ServeError, ServerConfig
 from .guard import limit_connections, server_logger
+from .loop import new_event_loop
 from .protocol import one_line
 
 
@@ -105,7 +106,8 @@ def serve(config: ServerConfig, *, on_ready=None) -> int:
                     t.cancel()
 
     try:
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
+            loop_runner.run(main())
     finally:
         shutil.rmtree(server.upload_root, ignore_errors=True)
     return stopped["signal"]
@@ -122,7 +124,7 @@ class ServerThread:
         self.config = dataclasses.replace(config or ServerConfig(port=0))
         self.server: BackdropServer | None = None
         self.url = ""
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()
         self._thread = threading.Thread(target=self._run, name="backdrop-serve", daemon=True)
         self._ready = threading.Event()
         self._error: BaseException | None = None
