@@ -40,6 +40,7 @@ uniform float reach;       // in texels; under 1 (the page's grid is coarser tha
                            // the linearly interpolated matte's extremes within that distance;
                            // negative: no bounds (the server declared reach None)
 uniform float eps;
+#if !FROM_MOMENTS
 vec2 bounds(vec2 q) {
   float m = texture(matte, q).r;
   vec2 lohi = vec2(m);
@@ -52,6 +53,7 @@ vec2 bounds(vec2 q) {
   }
   return reach < 0.0 ? vec2(0.0, 1.0) : mix(vec2(m), lohi, clamp(reach, 0.0, 1.0));  // < 0: unbounded
 }
+#endif
 vec2 coeffs(vec2 q) {
   vec4 m = texture(src, q);
   float A = (m.z - m.x * m.y) / (m.w - m.x * m.x + eps);
@@ -86,7 +88,7 @@ export function makeRefine(gl, targets) {
     const REACH = Math.max(0, Math.ceil(reach));
     draw(gl, variant(gl, MOMENTS, { R, FROM_MATTE: true }), mx, { src: matte, step: [1 / w, 0] });
     draw(gl, variant(gl, MOMENTS, { R, FROM_MATTE: false }), my, { src: mx, step: [0, 1 / h] });
-    draw(gl, variant(gl, COEFFS, { R, REACH, FROM_MOMENTS: true }), cx, { src: my, step: [1 / w, 0], eps });
+    draw(gl, variant(gl, COEFFS, { R, FROM_MOMENTS: true }), cx, { src: my, step: [1 / w, 0], eps });
     draw(gl, variant(gl, COEFFS, { R, REACH, FROM_MOMENTS: false }), ab,
       { src: cx, matte, step: [0, 1 / h], texel: [1 / w, 1 / h], reach, eps });
     return ab;
