@@ -66,6 +66,33 @@ def test_the_worker_gives_the_in_process_pixels_and_carries_settings(frames):
     assert not _alive(pid)
 
 
+def _autogroup(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/autogroup") as f:
+            return f.read().split()[0]  # "/autogroup-N nice 0"
+    except OSError:  # a kernel without autogroup
+        return None
+
+
+def test_each_worker_has_a_session_and_so_a_cpu_share_of_its_own(frames):
+    """A flood of requests must not take the pipeline's CPU turns (docs/reliability.md): each
+    worker leads its own session, which is its own scheduling group where the kernel has one."""
+    options = PipelineOptions(quiet=True)
+    workers = [FrameWorker(LiveSettings(background="blur"), options=options) for _ in range(2)]
+    try:
+        pids = [w.pid for w in workers]
+        assert [os.getsid(p) for p in pids] == pids  # session leaders, not in the server's session
+        assert os.getsid(0) not in pids
+        groups = [_autogroup(p) for p in (os.getpid(), *pids)]
+        if None not in groups:
+            assert len(set(groups)) == 3, groups  # ours, and one for each stream
+        assert workers[0](frames[0]).shape == frames[0].shape  # and they work
+    finally:
+        for w in workers:
+            w.close()
+    assert not any(_alive(p) for p in pids)
+
+
 def test_a_killed_worker_ends_its_peer_and_the_server_goes_on(frames, regions):
     cfg = ServerConfig(port=0, marker_rows=16, background="#00ff00", connect_timeout=5.0, max_peers=2)
     assert cfg.frame_worker == "process"  # the default

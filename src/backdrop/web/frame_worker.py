@@ -21,14 +21,16 @@ child is told the current id -> path map with every settings change.
 
 Children come from a ``forkserver`` that imported the pipeline once (``warm()``, at server start),
 so a new peer's worker starts in a fork plus its model load, not a fresh interpreter. A child
-ignores Ctrl-C (the server closes its peers and their workers) and ends when its pipes close, so
-a server killed outright leaves no orphan working.
+leads a session of its own (its own share of the CPU: ``_own_session``), ignores Ctrl-C (the
+server closes its peers and their workers) and ends when its pipes close, so a server killed
+outright leaves no orphan working.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -175,8 +177,28 @@ class FrameWorker:
 
 
 # -- the child ----------------------------------------------------------------------------------------
+def _own_session() -> None:
+    """Lead a session of one's own, so the kernel shares the CPU between this stream's frames and
+    everything else the server does, not between every thread that asks.
+
+    Why: Linux's autogroup scheduler (on by default where the process is in the root CPU cgroup)
+    puts each session in its own group and shares the CPU fairly between groups. In the server's
+    session the pipeline was one thread among the event loop's, the encoder's and (in the soak)
+    the attacker's and the client's: a flood of requests took its turns and a frame's round trip
+    went from ~20 to ~30 ms. In a session of its own it keeps its share: under the serve soak's
+    attack mix the real peer kept 0.92, 0.94 and 0.89 of its frame rate against 0.86, 0.91 and
+    0.83 in the server's session (three runs each, in turns, 2026-12-07; docs/reliability.md).
+    Under a CPU cgroup of its own (a container) the kernel does not do this and nothing changes.
+    The child still ends when its pipes close (the server gone), and ignores Ctrl-C as before."""
+    try:
+        os.setsid()
+    except OSError:  # already a group leader, or a sandbox that forbids it: one group as before
+        pass
+
+
 def _child_main(frames, control, settings, options, upscale: int, uploads: dict[str, str]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server decides
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when its peers end
+    _own_session()
     import cv2
 
     # one stream, one core: OpenCV's thread pool gives a frame of this size nothing and costs CPU
