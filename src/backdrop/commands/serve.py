@@ -68,6 +68,9 @@ def run(args) -> int:
         raise OptionError("--tls-cert and --tls-key go together")
     if not 0 < args.idle_timeout <= 3600:
         raise OptionError(f"--idle-timeout must be in (0, 3600], got {args.idle_timeout:g}")
+    from ..web.loop import chosen_loop
+
+    chosen_loop()  # a wrong BACKDROP_EVENT_LOOP: one line now, before the model and the server are made
     options = pipeline_options(args)
     config = ServerConfig(host=args.host, port=args.port, max_peers=args.max_peers, max_viewers=args.max_viewers,
                           max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), background=args.background,

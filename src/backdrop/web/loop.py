@@ -23,18 +23,29 @@ from .config import ServeError
 CHOICES = ("uvloop", "asyncio")
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
+def chosen_loop() -> str:
+    """``uvloop`` or ``asyncio``: what ``BACKDROP_EVENT_LOOP`` asks for (default: uvloop where it
+    is installed); a wrong value, or uvloop asked for and missing, is a :class:`ServeError`. The
+    serve command calls it before it builds anything, so the mistake costs one line at once."""
     choice = os.environ.get("BACKDROP_EVENT_LOOP", "").strip().lower()
     if choice not in ("", *CHOICES):
         raise ServeError(f"BACKDROP_EVENT_LOOP must be uvloop or asyncio, got {choice!r}")
-    if choice != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if choice == "uvloop":
-                raise ServeError(f"BACKDROP_EVENT_LOOP=uvloop, but uvloop is not installed: {install_hint('web')}") from None
-        else:
-            return uvloop.new_event_loop()
+    if choice == "asyncio":
+        return choice
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        if choice == "uvloop":
+            raise ServeError(f"BACKDROP_EVENT_LOOP=uvloop, but uvloop is not installed: {install_hint('web')}") from None
+        return "asyncio"
+    return "uvloop"
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    if chosen_loop() == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
 
