@@ -15,6 +15,7 @@ on uvloop); ``uvloop`` insists on it.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 
 from ..errors import install_hint
@@ -32,11 +33,9 @@ def chosen_loop() -> str:
         raise ServeError(f"BACKDROP_EVENT_LOOP must be uvloop or asyncio, got {choice!r}")
     if choice == "asyncio":
         return choice
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("uvloop") is None:
         if choice == "uvloop":
-            raise ServeError(f"BACKDROP_EVENT_LOOP=uvloop, but uvloop is not installed: {install_hint('web')}") from None
+            raise ServeError(f"BACKDROP_EVENT_LOOP=uvloop, but uvloop is not installed: {install_hint('web')}")
         return "asyncio"
     return "uvloop"
 
