@@ -93,6 +93,31 @@ def test_each_worker_has_a_session_and_so_a_cpu_share_of_its_own(frames):
     assert not any(_alive(p) for p in pids)
 
 
+def test_frames_cross_through_shared_memory_and_big_ones_through_the_pipe(frames):
+    """The shared area is mapped by the child and its file already gone (nothing left however the
+    server ends); a frame too big for it still comes back with the in-process pixels."""
+    import cv2
+
+    from backdrop.web.frame_buffer import FRAME_BYTES
+
+    settings, options = LiveSettings(background="#00ff00"), PipelineOptions(quiet=True)
+    worker = FrameWorker(settings, options=options)
+    local = LiveProcessor(settings, options=options, allow_files=False)
+    try:
+        with open(f"/proc/{worker.pid}/maps") as f:
+            mapped = [line for line in f if "backdrop-frames-" in line]
+        assert mapped and all(line.rstrip().endswith("(deleted)") for line in mapped), mapped
+        for frame in frames[:3]:
+            np.testing.assert_array_equal(worker(frame), local(frame))
+        big = cv2.resize(frames[3], (1920, 1280), interpolation=cv2.INTER_LINEAR)
+        assert big.nbytes > FRAME_BYTES
+        np.testing.assert_array_equal(worker(big), local(big))
+        np.testing.assert_array_equal(worker(frames[4]), local(frames[4]))  # and back to the area
+    finally:
+        worker.close()
+        local.close()
+
+
 def test_a_killed_worker_ends_its_peer_and_the_server_goes_on(frames, regions):
     cfg = ServerConfig(port=0, marker_rows=16, background="#00ff00", connect_timeout=5.0, max_peers=2)
     assert cfg.frame_worker == "process"  # the default

@@ -13,9 +13,9 @@ pipeline's per-frame cost was cut, process and thread came within the spread of 
 runs out of memory ends its own stream only.
 
 :class:`FrameWorker` has the :class:`~backdrop.live.LiveProcessor` interface the publisher uses
-(``worker(frame)``, ``update(changes)``, ``state()``, ``close()``): a frame goes over a pipe as raw
-bytes (a 512x480 RGB frame is 0.7 MB: well under a millisecond each way), settings over a second
-pipe served by a thread in the child, so decoding a new background never holds a frame up (as
+(``worker(frame)``, ``update(changes)``, ``state()``, ``close()``): a frame goes through memory the
+two share (``frame_buffer.py``; over the pipe as raw bytes when it is too big for it) with only its
+shape on a pipe, settings over a second pipe served by a thread in the child, so decoding a new background never holds a frame up (as
 :meth:`LiveProcessor.update` promises). Uploaded files stay in the peer's upload folder; the
 child is told the current id -> path map with every settings change.
 
@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackdropError
+from .frame_buffer import SharedFrames
 from .protocol import one_line
 
 log = logging.getLogger(__name__)
@@ -88,18 +89,22 @@ class FrameWorker:
         self._frames, child_frames = ctx.Pipe()
         self._control, child_control = ctx.Pipe()
         self._control_lock = threading.Lock()
+        self._shared = SharedFrames.create()
         self._process = ctx.Process(target=_child_main, name="backdrop-frames", daemon=True,
                                     args=(child_frames, child_control, settings, options, upscale,
-                                          dict(uploads())))
-        self._process.start()
-        child_frames.close()
-        child_control.close()
+                                          dict(uploads()), self._shared and self._shared.path))
         self._closed = False
         try:
+            self._process.start()
+            child_frames.close()
+            child_control.close()
             self._state = self._answer(self._control, START_TIMEOUT, "start")
         except BaseException:
             self.close()
             raise
+        finally:
+            if self._shared is not None:
+                self._shared.unlink()  # mapped by both now (or never will be): no file is left
 
     @property
     def pid(self) -> int | None:
@@ -126,12 +131,18 @@ class FrameWorker:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         frame = np.ascontiguousarray(frame, dtype=np.uint8)
+        shared = self._shared is not None and self._shared.fits(frame.shape)
         try:
-            self._frames.send(frame.shape)
-            self._frames.send_bytes(memoryview(frame).cast("B"))
+            if shared:
+                self._shared.put(0, frame)
+            self._frames.send((frame.shape, shared))
+            if not shared:
+                self._frames.send_bytes(memoryview(frame).cast("B"))
         except (OSError, ValueError):
             raise self._gone() from None
-        shape = self._answer(self._frames, FRAME_TIMEOUT, "a frame")
+        shape, shared = self._answer(self._frames, FRAME_TIMEOUT, "a frame")
+        if shared:
+            return self._shared.take(1, shape)
         out = np.empty(shape, np.uint8)
         try:
             self._frames.recv_bytes_into(memoryview(out).cast("B"))
@@ -174,6 +185,8 @@ class FrameWorker:
             conn.close()
         if not self._process.is_alive():
             self._process.close()
+        if self._shared is not None:
+            self._shared.close()
 
 
 # -- the child ----------------------------------------------------------------------------------------
@@ -196,7 +209,8 @@ def _own_session() -> None:
         pass
 
 
-def _child_main(frames, control, settings, options, upscale: int, uploads: dict[str, str]) -> None:
+def _child_main(frames, control, settings, options, upscale: int, uploads: dict[str, str],
+                shared_path: str | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when its peers end
     _own_session()
     import cv2
@@ -212,6 +226,7 @@ def _child_main(frames, control, settings, options, upscale: int, uploads: dict[
 
     known = dict(uploads)
     try:
+        shared = SharedFrames.attach(shared_path)
         processor = LiveProcessor(settings, options=options, allow_files=False,
                                   resolve=lambda spec: known.get(spec, spec),
                                   known_uploads=lambda spec: spec in known, upscale=upscale)
@@ -222,7 +237,7 @@ def _child_main(frames, control, settings, options, upscale: int, uploads: dict[
     thread = threading.Thread(target=_serve_control, args=(control, processor, known), daemon=True)
     thread.start()
     try:
-        _serve_frames(frames, processor)
+        _serve_frames(frames, processor, shared)
     finally:
         processor.close()
 
@@ -251,14 +266,18 @@ def _serve_control(control, processor, known: dict[str, str]) -> None:
             return
 
 
-def _serve_frames(frames, processor) -> None:
+def _serve_frames(frames, processor, shared: SharedFrames | None) -> None:
     while True:
         try:
-            shape = frames.recv()
-            if shape is None:
+            message = frames.recv()
+            if message is None:
                 return
-            frame = np.empty(shape, np.uint8)
-            frames.recv_bytes_into(memoryview(frame).cast("B"))
+            shape, in_shared = message
+            if in_shared:  # a copy: the pipeline may keep a frame (the one-frame delay) past this turn
+                frame = shared.take(0, shape)
+            else:
+                frame = np.empty(shape, np.uint8)
+                frames.recv_bytes_into(memoryview(frame).cast("B"))
         except (EOFError, OSError):
             return
         try:
@@ -270,7 +289,11 @@ def _serve_frames(frames, processor) -> None:
                 return
             continue
         try:
-            frames.send(("ok", out.shape))
-            frames.send_bytes(memoryview(out).cast("B"))
+            if shared is not None and shared.fits(out.shape):
+                shared.put(1, out)
+                frames.send(("ok", (out.shape, True)))
+            else:
+                frames.send(("ok", (out.shape, False)))
+                frames.send_bytes(memoryview(out).cast("B"))
         except (OSError, ValueError):
             return
