@@ -12,7 +12,10 @@ each answer), so neither side ever writes what the other is reading.
 
 The area is a file in ``/dev/shm`` (memory; the temp dir where there is none) mapped by both
 processes and unlinked as soon as the child has mapped it, so nothing is left behind however the
-server ends. Pages are touched only as far as frames reach.
+server ends. It is written out in full when it is made: a page of a sparse file that cannot be
+had later (``/dev/shm`` full, a container's is 64 MB) is a SIGBUS that kills the server, where a
+full folder at the start only means the pipe carries the frames. That is 5.3 MB a stream, so the
+area holds frames up to 1280x720 (webcams' usual most); larger ones go through the pipe.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import tempfile
 
 import numpy as np
 
-FRAME_BYTES = 1920 * 1088 * 3  # each way: up to a full HD RGB frame goes through shared memory
+FRAME_BYTES = 1280 * 720 * 3  # each way: up to a 1280x720 RGB frame goes through shared memory
+CHUNK = 1 << 20               # the area is written out in pieces this big
 
 
 class SharedFrames:
@@ -34,15 +38,21 @@ class SharedFrames:
         self._map = mapping
 
     @classmethod
-    def create(cls) -> "SharedFrames | None":
-        """A new area, or None where none can be made (the pipe carries every frame then)."""
-        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    def create(cls, folder: str | None = None) -> "SharedFrames | None":
+        """A new area in ``folder`` (default: ``/dev/shm``, else the temp dir), or None where
+        none can be had (the pipe carries every frame then)."""
+        if folder is None and os.path.isdir("/dev/shm"):
+            folder = "/dev/shm"
         try:
             fd, path = tempfile.mkstemp(prefix="backdrop-frames-", dir=folder)
         except OSError:
             return None
         try:
-            os.ftruncate(fd, 2 * FRAME_BYTES)
+            zeros = bytes(CHUNK)
+            for offset in range(0, 2 * FRAME_BYTES, CHUNK):  # every page had now, or refused now
+                n = min(CHUNK, 2 * FRAME_BYTES - offset)
+                if os.pwrite(fd, zeros[:n], offset) != n:
+                    raise OSError("short write")
             return cls(path, mmap.mmap(fd, 2 * FRAME_BYTES))
         except OSError:
             os.unlink(path)
