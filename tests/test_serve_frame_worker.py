@@ -121,7 +121,7 @@ def test_frames_cross_through_shared_memory_and_big_ones_through_the_pipe(frames
 def test_a_full_shared_memory_folder_means_the_pipe_not_a_crash(small_disk, tmp_path, frames):
     """The area is had in full when made: a sparse one on a full /dev/shm was a SIGBUS that killed
     the server at the first frame written into it. Where it cannot be had, frames take the pipe."""
-    from backdrop.web.frame_buffer import SharedFrames
+    from backdrop.web.frame_buffer import FRAME, SharedFrames
 
     assert SharedFrames.create(str(small_disk)) is None  # 2 MB cannot hold it: refused at once ...
     assert list(small_disk.iterdir()) == []  # ... and nothing is left there
@@ -129,8 +129,8 @@ def test_a_full_shared_memory_folder_means_the_pipe_not_a_crash(small_disk, tmp_
     room.mkdir()
     area = SharedFrames.create(str(room))  # with room: a frame goes in and comes out
     try:
-        area.put(0, frames[0])
-        np.testing.assert_array_equal(area.take(0, frames[0].shape), frames[0])
+        area.put(FRAME, frames[0])
+        np.testing.assert_array_equal(area.take(FRAME, frames[0].shape), frames[0])
     finally:
         area.unlink()
         area.close()

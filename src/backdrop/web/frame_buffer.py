@@ -28,6 +28,7 @@ import numpy as np
 
 FRAME_BYTES = 1280 * 720 * 3  # each way: up to a 1280x720 RGB frame goes through shared memory
 CHUNK = 1 << 20               # the area is written out in pieces this big
+FRAME, COMPOSITE = 0, 1       # the two areas: the server writes the frame, the child the composite
 
 
 class SharedFrames:
@@ -87,7 +88,7 @@ class SharedFrames:
         return np.frombuffer(self._map, np.uint8, n, which * FRAME_BYTES).reshape(shape)
 
     def put(self, which: int, image: np.ndarray) -> None:
-        """Copy ``image`` (uint8, ``fits``) into area ``which`` (0: the frame, 1: the composite)."""
+        """Copy ``image`` (uint8, ``fits``) into area ``which`` (``FRAME`` or ``COMPOSITE``)."""
         self._area(which, image.shape)[...] = image
 
     def take(self, which: int, shape: tuple[int, ...]) -> np.ndarray:

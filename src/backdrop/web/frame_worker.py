@@ -15,8 +15,8 @@ runs out of memory ends its own stream only.
 :class:`FrameWorker` has the :class:`~backdrop.live.LiveProcessor` interface the publisher uses
 (``worker(frame)``, ``update(changes)``, ``state()``, ``close()``): a frame goes through memory the
 two share (``frame_buffer.py``; over the pipe as raw bytes when it is too big for it) with only its
-shape on a pipe, settings over a second pipe served by a thread in the child, so decoding a new background never holds a frame up (as
-:meth:`LiveProcessor.update` promises). Uploaded files stay in the peer's upload folder; the
+shape on a pipe, settings over a second pipe served by a thread in the child, so decoding a new
+background never holds a frame up (as :meth:`LiveProcessor.update` promises). Uploaded files stay in the peer's upload folder; the
 child is told the current id -> path map with every settings change.
 
 Children come from a ``forkserver`` that imported the pipeline once (``warm()``, at server start),
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackdropError
-from .frame_buffer import SharedFrames
+from .frame_buffer import COMPOSITE, FRAME, SharedFrames
 from .protocol import one_line
 
 log = logging.getLogger(__name__)
@@ -134,15 +134,15 @@ class FrameWorker:
         shared = self._shared is not None and self._shared.fits(frame.shape)
         try:
             if shared:
-                self._shared.put(0, frame)
+                self._shared.put(FRAME, frame)
             self._frames.send((frame.shape, shared))
             if not shared:
                 self._frames.send_bytes(memoryview(frame).cast("B"))
         except (OSError, ValueError):
             raise self._gone() from None
-        shape, shared = self._answer(self._frames, FRAME_TIMEOUT, "a frame")
-        if shared:
-            return self._shared.take(1, shape)
+        shape, composite_shared = self._answer(self._frames, FRAME_TIMEOUT, "a frame")
+        if composite_shared:
+            return self._shared.take(COMPOSITE, shape)
         out = np.empty(shape, np.uint8)
         try:
             self._frames.recv_bytes_into(memoryview(out).cast("B"))
@@ -274,7 +274,7 @@ def _serve_frames(frames, processor, shared: SharedFrames | None) -> None:
                 return
             shape, in_shared = message
             if in_shared:  # a copy: the pipeline may keep a frame (the one-frame delay) past this turn
-                frame = shared.take(0, shape)
+                frame = shared.take(FRAME, shape)
             else:
                 frame = np.empty(shape, np.uint8)
                 frames.recv_bytes_into(memoryview(frame).cast("B"))
@@ -290,7 +290,7 @@ def _serve_frames(frames, processor, shared: SharedFrames | None) -> None:
             continue
         try:
             if shared is not None and shared.fits(out.shape):
-                shared.put(1, out)
+                shared.put(COMPOSITE, out)
                 frames.send(("ok", (out.shape, True)))
             else:
                 frames.send(("ok", (out.shape, False)))
