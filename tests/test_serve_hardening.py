@@ -161,12 +161,55 @@ def test_offers_are_validated_before_anything_is_built(monkeypatch):
                     assert "too many offers" in msg and "\n" not in msg
             for pc, _ in pcs:
                 await pc.close()
-            # one peer built (max_peers=1), two refused as full, the rest rate-limited (0.1/s refill)
+            # one peer answered (max_peers=1), two refused as full, the rest rate-limited (0.1/s refill)
             assert codes[:3] == [200, 503, 503] and codes[3:].count(429) >= 4 and set(codes[3:]) <= {429, 503}, codes
-            assert len(built) == 1
+            # answered, but it never connects (its page never takes the answer): nothing is built
+            # for it, not even after a while (the process and model come once ICE and DTLS are through)
+            await asyncio.sleep(1.0)
+            assert built == [] and srv.server.publishers, built
             return codes.count(429)
         limited = arun(main)
         assert srv.stats()["guarded"]["rate"] == limited
+
+
+def test_a_peer_that_connects_gets_its_pipeline_once_and_a_failed_build_ends_only_it(monkeypatch):
+    """The pipeline is built when ICE and DTLS are through: once for a real caller, whose hello and
+    composites follow; a build that fails (no memory for the process, say) is one line to the page
+    and the log, that peer ends, and the next caller is served."""
+    from backdrop.errors import BackdropError
+    from backdrop.web import publisher
+
+    built, fail = [], [True]
+    original = publisher.PublisherPeer.make_processor
+
+    def make(self):
+        built.append(1)
+        if fail[0]:
+            raise BackdropError("cannot start a process: out of memory")
+        return original(self)
+
+    monkeypatch.setattr(publisher.PublisherPeer, "make_processor", make)
+    with ServerThread(ServerConfig(port=0, background="#00ff00", connect_timeout=5.0)) as srv:
+        async def main():
+            c = Client(srv.url, FRAMES, fps=15)
+            with pytest.raises(TimeoutError):  # no pipeline, no hello
+                await c.connect(timeout=5.0)
+            assert await asyncio.get_running_loop().run_in_executor(
+                None, wait_until, lambda: not srv.server.publishers, 10)
+            errors = [m["message"] for m in c.messages if m.get("type") == "error"]
+            assert errors == ["processing could not start on the server: cannot start a process: out of memory"], c.messages
+            assert len(built) == 1  # tried once, not once a frame
+            await c.close()
+            fail[0] = False
+            again = Client(srv.url, FRAMES, fps=15, keep_frames=1)
+            await again.connect()
+            hello = next(m for m in again.messages if m["type"] == "hello")
+            assert hello["settings"]["background"] == "#00ff00"
+            await again.wait_frames(3)
+            assert np.abs(again.last_frames[-1][:40, :40].astype(int) - (0, 255, 0)).mean() < 40  # the new background
+            assert len(built) == 2
+            await again.close()
+        arun(main)
 
 
 def test_rate_limiter_refills():

@@ -266,9 +266,7 @@ class BackdropServer:
             await self._negotiate(peer, sdp)
             if peer.processed is None:
                 raise ClientError("the offer carries no video track to process (is the camera on?)")
-            # the expensive part (pipeline, model) only for an offer that negotiated
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(peer.executor, peer.make_processor)
+            # the expensive part (pipeline, model) only once the peer connects (PublisherPeer.on_connected)
             reply = {**await self._answer(peer), "token": peer.view_token,
                      "viewer": f"/viewer?token={peer.view_token}"}
             self.publishers[peer.id] = peer
@@ -280,7 +278,7 @@ class BackdropServer:
             if peer is not None:
                 await peer.close(f"refused: {exc}")
             return json_response({"error": str(exc)}, exc.status)
-        except BackdropError as exc:  # e.g. the model cannot be loaded
+        except BackdropError as exc:  # a setting that cannot be honoured (the pipeline comes at connection)
             if peer is not None:
                 await peer.close(f"refused: {exc}")
             return json_response({"error": str(exc)}, 500 if not isinstance(exc, OptionError) else 400)

@@ -73,8 +73,12 @@ class Peer:
             log.debug("peer %s: %s", self.id, state)
             if state == "connected" and self.connected_at is None:
                 self.connected_at = time.monotonic()
+                self.on_connected()
             elif state in ("failed", "closed"):
                 await self.close(f"connection {state}")
+
+    def on_connected(self) -> None:
+        """On the loop, once ICE and DTLS are through: what a peer builds only for a real caller."""
 
     def spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)

@@ -57,6 +57,8 @@ class PublisherPeer(Peer, UploadReceiver):
         self.dropped_messages = 0
         self._last_stats = 0.0
         self._loop = asyncio.get_event_loop()
+        self._building: asyncio.Future | None = None  # the pipeline's build, once connected
+        self._build_error: BaseException | None = None
 
     # -- setup
     def make_processor(self) -> None:
@@ -76,6 +78,63 @@ class PublisherPeer(Peer, UploadReceiver):
         self.processor = LiveProcessor(settings, options=options, allow_files=False,
                                        resolve=self._resolve, known_uploads=lambda s: s in self.uploads,
                                        upscale=cfg.upscale)
+
+    # -- the pipeline: built once the peer has connected, not at its offer
+    def on_connected(self) -> None:
+        self._start_building()
+
+    def _start_building(self) -> asyncio.Future | None:
+        """Build the pipeline on the peer's frame thread, once; the future says when (None: closing).
+
+        Why not at the offer: an offer is answered to anyone who sends valid SDP, and a pipeline
+        is a process with its model (110-160 ms of CPU, ~100 MB): the serve soak's attacker had
+        three built a round for offers that never connected. A peer through ICE and DTLS runs a
+        real WebRTC stack. The frame thread runs one thing at a time, so a first frame that comes
+        before the build waits for it and never meets a half-built pipeline."""
+        if self._building is None and not self.closed:
+            try:
+                self._building = self._loop.run_in_executor(self.executor, self._build)
+            except RuntimeError:  # the executor is shut down: the peer is closing
+                return None
+            self.spawn(self._report_build(self._building))
+        return self._building
+
+    def _build(self) -> None:
+        """On the frame thread: the pipeline, unless it exists, failed before or the peer is closing."""
+        if self._build_error is not None:
+            raise self._build_error
+        if self.processor is None and not self.closed:
+            try:
+                self.make_processor()
+            except BaseException as exc:
+                self._build_error = exc
+                raise
+
+    async def _report_build(self, building: asyncio.Future) -> None:
+        """A pipeline that cannot be built (no memory for a process, a model that stopped loading)
+        ends the peer with one line to the page and the log; the page can call again."""
+        try:
+            await building
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - said to the page and the log, then the peer ends
+            if not self.closed:
+                log.warning("peer %s: the pipeline could not be built: %s", self.id, one_line(exc))
+                for _ in range(40):  # the control channel opens just after the connection: up to 2 s
+                    if self.closed or (self.channel is not None and self.channel.readyState == "open"):
+                        break
+                    await asyncio.sleep(0.05)
+                self.send_error(f"processing could not start on the server: {one_line(exc, 160)}")
+                await self.close("the pipeline could not be built")
+
+    async def _ready(self) -> bool:
+        """Wait for the pipeline (starting its build if the peer's state change has not yet)."""
+        building = self._start_building()
+        if building is None:
+            return False
+        with contextlib.suppress(Exception):
+            await asyncio.shield(building)
+        return self.processor is not None and not self.closed
 
     def _resolve(self, spec: str) -> Any:
         path = self.uploads.get(spec)
@@ -107,6 +166,15 @@ class PublisherPeer(Peer, UploadReceiver):
         after a few frames, say), the last good frame (or flat grey), and the page is told once,
         with one log line, instead of the track dying."""
         try:
+            if self.processor is None:  # the first frame came before the state change: build now
+                try:
+                    self._build()
+                except Exception:  # reported (and the peer closed) by _report_build
+                    with contextlib.suppress(RuntimeError):
+                        self._loop.call_soon_threadsafe(self._start_building)
+                    return np.full_like(image, 128)
+                if self.processor is None:  # closing
+                    return np.full_like(image, 128)
             out = self.processor(image)
         except WorkerGone as exc:  # the child died (killed, out of memory): this peer cannot go on
             if not self._failing:
@@ -188,8 +256,13 @@ class PublisherPeer(Peer, UploadReceiver):
                 ch.send(json.dumps(obj))
 
     def send_hello(self) -> None:
+        self.spawn(self._hello())
+
+    async def _hello(self) -> None:
         from ..models import KNOWN_MODELS
 
+        if not await self._ready():
+            return
         self.send({"type": "hello", "peer": self.id, "token": self.view_token,
                    "viewer": f"/viewer?token={self.view_token}", "settings": self.public_state(),
                    "models": list(KNOWN_MODELS), "max_upload_bytes": self.links.config.max_upload_bytes,
@@ -248,6 +321,8 @@ class PublisherPeer(Peer, UploadReceiver):
             self.send_error(f"internal error: {one_line(exc)}")
 
     async def apply(self, changes: Any) -> None:
+        if not await self._ready():
+            raise ClientError("processing is not running on the server for this stream")
         loop = asyncio.get_running_loop()
         # decoding an image or loading a model is slow: do it off the event loop and off the
         # peer's frame thread, so neither this peer's video nor anybody else's stalls
