@@ -120,7 +120,7 @@ class PublisherPeer(Peer, UploadReceiver):
         except Exception as exc:  # noqa: BLE001 - said to the page and the log, then the peer ends
             if not self.closed:
                 log.warning("peer %s: the pipeline could not be built: %s", self.id, one_line(exc))
-                for _ in range(40):  # the control channel opens just after the connection: up to 2 s
+                for _ in range(100):  # the control channel opens just after the connection: up to 5 s
                     if self.closed or (self.channel is not None and self.channel.readyState == "open"):
                         break
                     await asyncio.sleep(0.05)
