@@ -167,13 +167,11 @@ class PublisherPeer(Peer, UploadReceiver):
         with one log line, instead of the track dying."""
         try:
             if self.processor is None:  # the first frame came before the state change: build now
-                try:
+                with contextlib.suppress(Exception):  # a failure is reported (the peer closed) by _report_build
                     self._build()
-                except Exception:  # reported (and the peer closed) by _report_build
+                if self.processor is None:  # failed or closing: make sure the report runs
                     with contextlib.suppress(RuntimeError):
                         self._loop.call_soon_threadsafe(self._start_building)
-                    return np.full_like(image, 128)
-                if self.processor is None:  # closing
                     return np.full_like(image, 128)
             out = self.processor(image)
         except WorkerGone as exc:  # the child died (killed, out of memory): this peer cannot go on
